@@ -1,0 +1,86 @@
+from django.db import models
+from django.urls import reverse
+
+
+class ProductQuerySet(models.QuerySet):
+    def available(self):
+        """Products a shopper can buy: active and in stock."""
+        return self.filter(is_active=True, stock__gt=0)
+
+    def visible(self):
+        """Products shown in the storefront (active, in stock or not)."""
+        return self.filter(is_active=True)
+
+
+def product_image_path(instance, filename):
+    # One file per product id: re-importing overwrites instead of piling up copies.
+    return f"products/{instance.pk}.jpg"
+
+
+class Product(models.Model):
+    """A catalogue item. Fields follow styles.csv of the Fashion Product Images dataset;
+    the dataset's id is the product's public id."""
+
+    # styles.csv columns (CSV name in comments where it differs)
+    id = models.PositiveIntegerField(primary_key=True)
+    gender = models.CharField(max_length=20, blank=True, db_index=True)
+    master_category = models.CharField(max_length=50, blank=True, db_index=True)  # masterCategory
+    sub_category = models.CharField(max_length=50, blank=True, db_index=True)  # subCategory
+    article_type = models.CharField(max_length=50, blank=True, db_index=True)  # articleType
+    base_colour = models.CharField(max_length=30, blank=True, db_index=True)  # baseColour
+    season = models.CharField(max_length=20, blank=True, db_index=True)
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    usage = models.CharField(max_length=30, blank=True, db_index=True)
+    name = models.CharField(max_length=255)  # productDisplayName
+
+    image = models.ImageField(upload_to=product_image_path, blank=True)
+    # sha256 of the stored image bytes: lets the importer skip unchanged images and the
+    # recommender re-embed only images that changed.
+    image_checksum = models.CharField(max_length=64, blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    stock = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True, db_index=True)
+    is_demo = models.BooleanField(default=False, help_text="Generated demo data, not a real product.")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProductQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["is_active", "master_category", "sub_category", "article_type"]),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.id})"
+
+    def get_absolute_url(self):
+        return reverse("catalog:product_detail", args=[self.pk])
+
+    @property
+    def in_stock(self):
+        return self.stock > 0
+
+
+class ImportRun(models.Model):
+    """The report of one catalogue import, kept so admins can look back at it."""
+
+    source = models.CharField(max_length=500)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    without_image = models.PositiveIntegerField(default=0)
+    # [{"line": 12, "id": "abc", "reason": "..."}]
+    rejected_rows = models.JSONField(default=list, blank=True)
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"Import of {self.source} at {self.started_at:%Y-%m-%d %H:%M}"

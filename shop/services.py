@@ -1,0 +1,287 @@
+"""Cart and checkout: the one implementation that views, the API and the admin call.
+
+A visitor's cart is found through the id stored in their session (never through anything
+the browser sends), a shopper's through their account. At login the visitor's cart is
+merged into the shopper's open cart.
+"""
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+
+from catalog.models import Product
+
+from .models import Cart, CartItem, Order, OrderItem
+
+SESSION_CART_KEY = "cart_id"
+
+
+class CartError(ValidationError):
+    """A cart change that cannot be made; the message is meant for the shopper."""
+
+
+class CheckoutError(ValidationError):
+    """An order that cannot be placed; the message is meant for the shopper."""
+
+
+@dataclass
+class CartChange:
+    """What a cart change did, with a message for the shopper."""
+
+    product: Product
+    quantity: int
+    message: str
+    level: str = "success"
+
+
+def _open_user_cart(user, create):
+    cart = Cart.objects.filter(user=user, status=Cart.Status.OPEN).first()
+    if cart is None and create:
+        try:
+            with transaction.atomic():
+                cart = Cart.objects.create(user=user)
+        except IntegrityError:  # a concurrent request created it first
+            cart = Cart.objects.get(user=user, status=Cart.Status.OPEN)
+    return cart
+
+
+def get_cart(request, create=False):
+    """The open cart of the current shopper or visitor, or None when there is none yet.
+
+    With ``create=True`` a cart is created (and, for a visitor, its id kept in the session).
+    """
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return _open_user_cart(user, create)
+    cart_id = request.session.get(SESSION_CART_KEY)
+    cart = None
+    if cart_id:
+        cart = Cart.objects.filter(pk=cart_id, user__isnull=True, status=Cart.Status.OPEN).first()
+    if cart is None and create:
+        if request.session.session_key is None:
+            request.session.save()
+        cart = Cart.objects.create(session_key=request.session.session_key)
+        request.session[SESSION_CART_KEY] = cart.pk
+    return cart
+
+
+def cart_lines(cart):
+    """The cart's items with their products, in one query."""
+    if cart is None:
+        return []
+    return list(cart.items.select_related("product"))
+
+
+def cart_totals(lines):
+    """Number of pieces and total price of a list of cart lines."""
+    count = sum(line.quantity for line in lines)
+    total = sum((line.line_total for line in lines), Decimal("0.00"))
+    return count, total
+
+
+def cart_count(cart):
+    if cart is None:
+        return 0
+    return cart.items.aggregate(n=Sum("quantity"))["n"] or 0
+
+
+def _bounded_quantity(product, wanted):
+    """Clamp a wanted quantity to what can be sold; returns (quantity, message or None)."""
+    limit = min(product.stock, settings.CART_MAX_QUANTITY)
+    if wanted > limit:
+        if product.stock == 0:
+            return 0, f"Sorry, {product.name} is out of stock."
+        return limit, f"Only {limit} of {product.name} can be ordered; quantity set to {limit}."
+    return wanted, None
+
+
+def _lock_cart(cart):
+    # Serialises concurrent updates of one cart (PostgreSQL row lock; SQLite's
+    # write lock does the same through IMMEDIATE transactions).
+    return Cart.objects.select_for_update().get(pk=cart.pk)
+
+
+def _validated_quantity(quantity):
+    try:
+        quantity = int(quantity)
+    except (TypeError, ValueError):
+        raise CartError("Quantity must be a whole number.")
+    if quantity < 0:
+        raise CartError("Quantity cannot be negative.")
+    return quantity
+
+
+def _buyable_product(product_id):
+    try:
+        product = Product.objects.get(pk=product_id)
+    except (Product.DoesNotExist, ValueError, TypeError):
+        raise CartError("This product does not exist.")
+    if not product.is_active:
+        raise CartError(f"{product.name} is no longer sold.")
+    return product
+
+
+@transaction.atomic
+def add_to_cart(cart, product_id, quantity=1):
+    """Add ``quantity`` pieces of a product, bounded by its stock."""
+    quantity = _validated_quantity(quantity)
+    if quantity < 1:
+        raise CartError("Quantity must be at least 1.")
+    _lock_cart(cart)
+    product = _buyable_product(product_id)
+    item = CartItem.objects.filter(cart=cart, product=product).first()
+    current = item.quantity if item else 0
+    new_quantity, warning = _bounded_quantity(product, current + quantity)
+    if new_quantity == 0:
+        raise CartError(warning)
+    if item:
+        item.quantity = new_quantity
+        item.save(update_fields=["quantity"])
+    else:
+        CartItem.objects.create(cart=cart, product=product, quantity=new_quantity)
+    cart.save(update_fields=["updated_at"])
+    if warning:
+        return CartChange(product, new_quantity, warning, "warning")
+    return CartChange(product, new_quantity, f"Added {product.name} to your cart.")
+
+
+@transaction.atomic
+def set_quantity(cart, product_id, quantity):
+    """Set a line's quantity; 0 removes the line."""
+    quantity = _validated_quantity(quantity)
+    _lock_cart(cart)
+    item = CartItem.objects.select_related("product").filter(cart=cart, product_id=product_id).first()
+    if item is None:
+        raise CartError("This product is not in your cart.")
+    product = item.product
+    if quantity == 0:
+        item.delete()
+        return CartChange(product, 0, f"Removed {product.name} from your cart.")
+    new_quantity, warning = _bounded_quantity(product, quantity)
+    if new_quantity == 0:
+        item.delete()
+        return CartChange(product, 0, warning, "warning")
+    item.quantity = new_quantity
+    item.save(update_fields=["quantity"])
+    cart.save(update_fields=["updated_at"])
+    if warning:
+        return CartChange(product, new_quantity, warning, "warning")
+    return CartChange(product, new_quantity, f"Updated {product.name} to {new_quantity}.")
+
+
+def remove_from_cart(cart, product_id):
+    """Remove a product from the cart."""
+    return set_quantity(cart, product_id, 0)
+
+
+@transaction.atomic
+def merge_session_cart(request, user):
+    """Fold the visitor's session cart into the user's open cart (called at login)."""
+    cart_id = request.session.pop(SESSION_CART_KEY, None)
+    if not cart_id:
+        return None
+    visitor_cart = (
+        Cart.objects.select_for_update().filter(pk=cart_id, user__isnull=True, status=Cart.Status.OPEN).first()
+    )
+    if visitor_cart is None:
+        return None
+    user_cart = _open_user_cart(user, create=True)
+    for item in visitor_cart.items.select_related("product"):
+        existing = CartItem.objects.filter(cart=user_cart, product=item.product).first()
+        wanted = item.quantity + (existing.quantity if existing else 0)
+        quantity, _ = _bounded_quantity(item.product, wanted)
+        if quantity == 0:
+            continue
+        if existing:
+            existing.quantity = quantity
+            existing.save(update_fields=["quantity"])
+        else:
+            CartItem.objects.create(cart=user_cart, product=item.product, quantity=quantity)
+    visitor_cart.status = Cart.Status.MERGED
+    visitor_cart.save(update_fields=["status", "updated_at"])
+    return user_cart
+
+
+def _order_number():
+    return secrets.token_hex(5).upper()
+
+
+@dataclass
+class ShippingDetails:
+    full_name: str
+    email: str
+    address: str
+    city: str
+    postal_code: str
+    country: str
+    extra: dict = field(default_factory=dict)
+
+
+@transaction.atomic
+def place_order(cart, shipping, user=None):
+    """Turn the cart into an order, taking the pieces out of stock.
+
+    Stock is decremented with conditional UPDATEs (``stock >= quantity``) inside one
+    transaction, so two concurrent checkouts can never sell the same last piece: the
+    second one fails with a clear message and nothing of it is written.
+
+    Payment: orders are created with status ``placed``. A payment gateway would be called
+    here, after the stock is reserved and before the transaction commits; on a refusal it
+    raises ``CheckoutError`` and the whole order is rolled back.
+    """
+    if cart is None:
+        raise CheckoutError("Your cart is empty.")
+    locked = Cart.objects.select_for_update().filter(pk=cart.pk, status=Cart.Status.OPEN).first()
+    if locked is None:
+        raise CheckoutError("This cart has already been checked out.")
+    lines = list(locked.items.select_related("product").order_by("product_id"))
+    if not lines:
+        raise CheckoutError("Your cart is empty.")
+    short = []
+    for line in lines:
+        if not line.product.is_active:
+            short.append(f"{line.product.name} is no longer sold")
+            continue
+        taken = Product.objects.filter(pk=line.product_id, stock__gte=line.quantity).update(
+            stock=F("stock") - line.quantity
+        )
+        if not taken:
+            short.append(f"not enough {line.product.name} in stock")
+    if short:
+        transaction.set_rollback(True)
+        raise CheckoutError("Sorry, " + "; ".join(short) + ". Please update your cart.")
+    order = Order.objects.create(
+        number=_order_number(),
+        user=user if user is not None and user.is_authenticated else None,
+        full_name=shipping.full_name,
+        email=shipping.email,
+        address=shipping.address,
+        city=shipping.city,
+        postal_code=shipping.postal_code,
+        country=shipping.country,
+        total=sum((line.line_total for line in lines), Decimal("0.00")),
+    )
+    OrderItem.objects.bulk_create(
+        OrderItem(
+            order=order,
+            product=line.product,
+            product_name=line.product.name,
+            unit_price=line.product.price,
+            quantity=line.quantity,
+        )
+        for line in lines
+    )
+    locked.status = Cart.Status.ORDERED
+    locked.save(update_fields=["status", "updated_at"])
+    return order
+
+
+def orders_for(user):
+    """Orders a user may see: only their own."""
+    if not user.is_authenticated:
+        return Order.objects.none()
+    return Order.objects.filter(user=user).prefetch_related("items")
