@@ -1,5 +1,17 @@
+import hashlib
+
 from django.db import models
 from django.urls import reverse
+
+
+def file_checksum(file):
+    """sha256 of a file's content, read in chunks; the file is left at its start."""
+    digest = hashlib.sha256()
+    file.seek(0)
+    for chunk in iter(lambda: file.read(1 << 20), b""):
+        digest.update(chunk)
+    file.seek(0)
+    return digest.hexdigest()
 
 
 class ProductQuerySet(models.QuerySet):
@@ -55,6 +67,22 @@ class Product(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.id})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # Lets post_save listeners tell whether the image changed in this save.
+        instance.loaded_image_checksum = instance.__dict__.get("image_checksum")
+        return instance
+
+    loaded_image_checksum = None
+
+    def save(self, *args, **kwargs):
+        if self.image and not getattr(self.image, "_committed", True):
+            self.image_checksum = file_checksum(self.image)
+        elif not self.image:
+            self.image_checksum = ""
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self):
         return reverse("catalog:product_detail", args=[self.pk])

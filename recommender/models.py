@@ -1,0 +1,72 @@
+import numpy as np
+from django.db import models
+
+
+class Embedding(models.Model):
+    """The image vectors of one product for one model.
+
+    ``checksum`` is the sha256 of the image the vectors were computed from, so an image is
+    embedded once per model and again only when it changes. Vectors are float32 bytes:
+    ``cnn`` is the network's pooled output, ``colour`` the foreground colour histogram;
+    the search vector mixes the two (see recommender.vectors).
+    """
+
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="embeddings")
+    model_name = models.CharField(max_length=50)
+    checksum = models.CharField(max_length=64)
+    cnn = models.BinaryField()
+    colour = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["product", "model_name"], name="one_embedding_per_model")]
+
+    def __str__(self):
+        return f"{self.model_name} vectors of product {self.product_id}"
+
+    @property
+    def cnn_vector(self):
+        return np.frombuffer(bytes(self.cnn), dtype=np.float32)
+
+    @property
+    def colour_vector(self):
+        return np.frombuffer(bytes(self.colour), dtype=np.float32)
+
+
+class IndexBuild(models.Model):
+    """One build of the Annoy index. The newest ``ready`` build is the one served."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    model_name = models.CharField(max_length=50)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    item_count = models.PositiveIntegerField(default=0)
+    dimensions = models.PositiveIntegerField(default=0)
+    n_trees = models.PositiveIntegerField(default=0)
+    # Vectors updated after this moment are not in the file; searches add them exactly.
+    vectors_until = models.DateTimeField(null=True, blank=True)
+    file_name = models.CharField(max_length=200, blank=True)
+    duration_seconds = models.FloatField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self):
+        return f"Index build {self.pk} ({self.model_name}, {self.item_count} items, {self.status})"
+
+
+class ProductView(models.Model):
+    """A product page view by a signed-in shopper, for "recommended for you"."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+    viewed_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "product"], name="one_view_row_per_product")]

@@ -169,7 +169,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A message taken by a worker that dies is handed to another worker after this long.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -179,6 +180,18 @@ EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "efficientnet_lite0")
 RESNET50_WEIGHTS_PATH = os.environ.get("RESNET50_WEIGHTS_PATH", "")
 MODEL_CACHE_DIR = DATA_DIR / "models"
 INDEX_DIR = Path(os.environ.get("INDEX_DIR", DATA_DIR / "index"))
+# Chosen by bench/bench_similar.py: recall@5 against exact search on the dev sample.
+ANNOY_N_TREES = int(os.environ.get("ANNOY_N_TREES", "20"))
+ANNOY_SEARCH_K = int(os.environ.get("ANNOY_SEARCH_K", "-1"))
+# Share of the colour histogram in the search vector (the rest is the CNN's shape).
+COLOUR_WEIGHT = float(os.environ.get("COLOUR_WEIGHT", "0.3"))
+EMBED_BATCH_SIZE = int(os.environ.get("EMBED_BATCH_SIZE", "64"))
+# A burst of product changes causes one rebuild this many seconds after the first.
+INDEX_REBUILD_DELAY = int(os.environ.get("INDEX_REBUILD_DELAY", "30"))
+SIMILAR_PRODUCTS_COUNT = 5
+CELERY_BEAT_SCHEDULE = {
+    "sweep-embeddings": {"task": "recommender.tasks.sweep", "schedule": 15 * 60},
+}
 
 LOGGING = {
     "version": 1,
@@ -187,3 +200,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Django's cache backs the index rebuild debounce; with REDIS_URL it is shared by every
+# web and worker process.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

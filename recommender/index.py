@@ -1,0 +1,207 @@
+"""The Annoy index: build into new files, swap atomically, memory-map the current build.
+
+An index file is immutable once built (Annoy's own advice): a rebuild writes
+``build-<id>.ann`` and ``build-<id>.ids.npy`` (item number -> product id), then replaces
+``current.json``, the pointer every web process checks before a query. Readers that still
+hold the previous build keep it memory-mapped until they see the new pointer.
+"""
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+logger = logging.getLogger(__name__)
+
+POINTER_NAME = "current.json"
+KEEP_BUILDS = 2
+
+
+class IndexUnavailable(Exception):
+    """There is no usable index file; callers fall back to exact search."""
+
+
+def index_dir():
+    path = Path(settings.INDEX_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _fsync_file(path):
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _atomic_write_bytes(path, data):
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_build(build_id, vectors, product_ids, n_trees, metadata):
+    """Write an Annoy file for ``vectors`` and make it the current build.
+
+    ``vectors`` are L2-normalised float32 rows, ``product_ids`` the product of each row.
+    Returns the file name of the new index.
+    """
+    from annoy import AnnoyIndex
+
+    folder = index_dir()
+    dimensions = int(vectors.shape[1])
+    ann_name = f"build-{build_id}.ann"
+    ids_name = f"build-{build_id}.ids.npy"
+    tmp_ann = folder / (ann_name + ".tmp")
+    index = AnnoyIndex(dimensions, "angular")
+    for item, vector in enumerate(vectors):
+        index.add_item(item, vector)
+    index.build(n_trees, n_jobs=1)
+    index.save(str(tmp_ann))
+    index.unload()
+    _fsync_file(tmp_ann)
+    os.replace(tmp_ann, folder / ann_name)
+    ids_buffer = _npy_bytes(np.asarray(product_ids, dtype=np.int64))
+    _atomic_write_bytes(folder / ids_name, ids_buffer)
+    pointer = dict(
+        metadata,
+        build_id=build_id,
+        ann=ann_name,
+        ids=ids_name,
+        dimensions=dimensions,
+        items=len(product_ids),
+        ann_bytes=(folder / ann_name).stat().st_size,
+    )
+    _atomic_write_bytes(folder / POINTER_NAME, json.dumps(pointer).encode())
+    _remove_old_builds(folder, keep={ann_name, ids_name})
+    return ann_name
+
+
+def _npy_bytes(array):
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _remove_old_builds(folder, keep):
+    builds = sorted(folder.glob("build-*.ann"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in builds[KEEP_BUILDS:]:
+        if old.name in keep:
+            continue
+        for path in (old, old.with_name(old.name.replace(".ann", ".ids.npy"))):
+            path.unlink(missing_ok=True)
+
+
+@dataclass
+class LoadedIndex:
+    """A memory-mapped build, ready for queries."""
+
+    build_id: int
+    model_name: str
+    dimensions: int
+    vectors_until: object
+    annoy: object
+    product_ids: np.ndarray
+    positions: dict
+
+    def __len__(self):
+        return len(self.product_ids)
+
+    def neighbours_of_vector(self, vector, count, search_k=None):
+        """(product id, angular distance) of the ``count`` nearest items, nearest first."""
+        search_k = settings.ANNOY_SEARCH_K if search_k is None else search_k
+        items, distances = self.annoy.get_nns_by_vector(
+            vector, count, search_k=search_k, include_distances=True
+        )
+        return [(int(self.product_ids[item]), distance) for item, distance in zip(items, distances)]
+
+    def neighbours_of_product(self, product_id, count, search_k=None):
+        """Like ``neighbours_of_vector`` for a product in the index, or None if it is not."""
+        item = self.positions.get(product_id)
+        if item is None:
+            return None
+        search_k = settings.ANNOY_SEARCH_K if search_k is None else search_k
+        items, distances = self.annoy.get_nns_by_item(item, count, search_k=search_k, include_distances=True)
+        return [(int(self.product_ids[i]), distance) for i, distance in zip(items, distances)]
+
+    def vector_of_product(self, product_id):
+        item = self.positions.get(product_id)
+        if item is None:
+            return None
+        return np.asarray(self.annoy.get_item_vector(item), dtype=np.float32)
+
+
+_lock = threading.Lock()
+_state = {"key": None, "index": None}
+
+
+def _load(folder, pointer):
+    from annoy import AnnoyIndex
+
+    ann_path = folder / pointer["ann"]
+    if ann_path.stat().st_size != pointer["ann_bytes"]:
+        raise IndexUnavailable(f"{ann_path.name} has the wrong size (truncated or replaced)")
+    index = AnnoyIndex(int(pointer["dimensions"]), "angular")
+    index.load(str(folder / pointer["ann"]))  # memory-mapped, shared between processes
+    product_ids = np.load(folder / pointer["ids"], allow_pickle=False)
+    if not len(product_ids) == index.get_n_items() == pointer["items"]:
+        raise IndexUnavailable("index file and id map disagree")
+    return LoadedIndex(
+        build_id=int(pointer["build_id"]),
+        model_name=pointer["model_name"],
+        dimensions=int(pointer["dimensions"]),
+        vectors_until=parse_datetime(pointer["vectors_until"]) if pointer.get("vectors_until") else None,
+        annoy=index,
+        product_ids=product_ids,
+        positions={int(pid): item for item, pid in enumerate(product_ids)},
+    )
+
+
+def current_index(model_name=None):
+    """The current build, reloaded when another process has swapped in a new one.
+
+    Raises IndexUnavailable when there is no build, the files are missing or corrupt, or
+    the build is of another model.
+    """
+    pointer_path = Path(settings.INDEX_DIR) / POINTER_NAME
+    try:
+        stat = pointer_path.stat()
+    except FileNotFoundError:
+        raise IndexUnavailable("no index has been built yet")
+    key = (str(pointer_path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    loaded = _state["index"]
+    if _state["key"] != key:
+        with _lock:
+            if _state["key"] != key:
+                try:
+                    pointer = json.loads(pointer_path.read_text())
+                    loaded = _load(pointer_path.parent, pointer)
+                except IndexUnavailable:
+                    raise
+                except Exception as exc:  # corrupt pointer, truncated or missing file
+                    logger.warning("Index at %s is unusable: %s", pointer_path.parent, exc)
+                    raise IndexUnavailable(f"index unusable: {exc}") from exc
+                _state.update(key=key, index=loaded)
+            loaded = _state["index"]
+    if model_name and loaded.model_name != model_name:
+        raise IndexUnavailable(f"index is of model {loaded.model_name}, not {model_name}")
+    return loaded
+
+
+def forget_loaded_index():
+    """Drop the process's loaded build (tests, and after deleting index files)."""
+    with _lock:
+        _state.update(key=None, index=None)
+
+
+def now_iso():
+    return timezone.now().isoformat()

@@ -1,0 +1,57 @@
+"""Search vectors: what the index holds and what queries are compared with.
+
+A search vector is the L2-normalised CNN feature vector and the L2-normalised colour
+histogram, concatenated with weights sqrt(1 - w) and sqrt(w) (w = settings.COLOUR_WEIGHT),
+so it has unit length and its cosine similarity is (1 - w) * shape + w * colour.
+"""
+import numpy as np
+from django.conf import settings
+
+from .models import Embedding
+
+
+def _unit_rows(matrix):
+    matrix = np.atleast_2d(np.asarray(matrix, dtype=np.float32))
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+def search_vectors(cnn, colour, colour_weight=None):
+    """Search vectors (one row each) for CNN and colour vectors (one row each)."""
+    weight = settings.COLOUR_WEIGHT if colour_weight is None else colour_weight
+    return np.hstack(
+        [np.sqrt(1.0 - weight) * _unit_rows(cnn), np.sqrt(weight) * _unit_rows(colour)]
+    ).astype(np.float32)
+
+
+def current_model_name():
+    """Name of the model whose vectors are searched (no TensorFlow import)."""
+    return settings.EMBEDDING_MODEL
+
+
+def stored_vectors(embeddings=None, colour_weight=None):
+    """(product ids, search vectors) of stored embeddings of the current model."""
+    if embeddings is None:
+        embeddings = Embedding.objects.filter(model_name=current_model_name())
+    rows = list(embeddings.values_list("product_id", "cnn", "colour"))
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    cnn = np.stack([np.frombuffer(bytes(row[1]), dtype=np.float32) for row in rows])
+    colour = np.stack([np.frombuffer(bytes(row[2]), dtype=np.float32) for row in rows])
+    return ids, search_vectors(cnn, colour, colour_weight)
+
+
+def exact_neighbours(query, ids, vectors, count):
+    """(product id, angular distance) of the ``count`` nearest rows, nearest first.
+
+    Angular distance is Annoy's: sqrt(2 - 2 cos), so exact and Annoy results merge.
+    """
+    if len(ids) == 0:
+        return []
+    cosine = vectors @ np.asarray(query, dtype=np.float32)
+    count = min(count, len(ids))
+    top = np.argpartition(-cosine, count - 1)[:count]
+    top = top[np.argsort(-cosine[top], kind="stable")]
+    distances = np.sqrt(np.maximum(2.0 - 2.0 * cosine[top], 0.0))
+    return [(int(ids[i]), float(d)) for i, d in zip(top, distances)]
