@@ -2,11 +2,11 @@
 authentication checks CSRF for visitors too, and lists page the same way."""
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
+from drf_spectacular.authentication import SessionScheme
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 def _error_messages(errors, prefix=""):
@@ -28,6 +28,10 @@ def exception_handler(exc, context):
     Field errors keep their structure under ``errors``; ``detail`` repeats them as one
     sentence so a client can show it as is.
     """
+    # Imported here: rest_framework.views reads DEFAULT_AUTHENTICATION_CLASSES at import,
+    # which names a class of this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, DjangoValidationError):
         return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
@@ -58,6 +62,12 @@ class CsrfSessionAuthentication(SessionAuthentication):
         if result is None:
             self.enforce_csrf(request)
         return result
+
+
+class CsrfSessionScheme(SessionScheme):
+    """Documents ``CsrfSessionAuthentication`` in the schema as the session cookie."""
+
+    target_class = "config.api.CsrfSessionAuthentication"
 
 
 class StorePagination(PageNumberPagination):

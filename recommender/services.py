@@ -6,11 +6,10 @@ search is exact over all stored vectors while a rebuild is requested, so pages a
 answer. Nothing here imports TensorFlow except ``search_by_photo``.
 """
 import logging
-import time
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Count, Max, Sum
 
 from catalog.models import Product
 from shop.models import OrderItem
@@ -26,19 +25,17 @@ PHOTO_FILTERS = {"gender": "gender", "masterCategory": "master_category"}
 MAX_RESULTS = 50
 SESSION_VIEWED_KEY = "recently_viewed"
 REMEMBERED_VIEWS = 20
-_EXACT_CACHE_SECONDS = 60
-_exact_cache = {"key": None, "loaded_at": 0.0, "data": None}
+_exact_cache = {"key": None, "data": None}
 
 
 def _all_vectors_cached(model_name):
-    """All stored search vectors, kept a minute (only used while no index is usable)."""
-    key = (model_name, settings.COLOUR_WEIGHT)
-    if _exact_cache["key"] != key or time.monotonic() - _exact_cache["loaded_at"] > _EXACT_CACHE_SECONDS:
-        _exact_cache.update(
-            key=key,
-            loaded_at=time.monotonic(),
-            data=stored_vectors(Embedding.objects.filter(model_name=model_name)),
-        )
+    """All stored search vectors (only used while no index is usable), reloaded when
+    vectors were added, changed or removed."""
+    embeddings = Embedding.objects.filter(model_name=model_name)
+    state = embeddings.aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk"))
+    key = (model_name, settings.COLOUR_WEIGHT, state["n"], state["last"], state["top"])
+    if _exact_cache["key"] != key:
+        _exact_cache.update(key=key, data=stored_vectors(embeddings))
     return _exact_cache["data"]
 
 

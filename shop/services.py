@@ -101,8 +101,12 @@ def _bounded_quantity(product, wanted):
 
 def _lock_cart(cart):
     # Serialises concurrent updates of one cart (PostgreSQL row lock; SQLite's
-    # write lock does the same through IMMEDIATE transactions).
-    return Cart.objects.select_for_update().get(pk=cart.pk)
+    # write lock does the same through IMMEDIATE transactions). A cart checked out or
+    # merged meanwhile (e.g. in another tab) takes no more changes: they would be lost.
+    locked = Cart.objects.select_for_update().filter(pk=cart.pk, status=Cart.Status.OPEN).first()
+    if locked is None:
+        raise CartError("Your cart was checked out or replaced in the meantime; please try again.")
+    return locked
 
 
 def _validated_quantity(quantity):
@@ -154,7 +158,10 @@ def set_quantity(cart, product_id, quantity):
     """Set a line's quantity; 0 removes the line."""
     quantity = _validated_quantity(quantity)
     _lock_cart(cart)
-    item = CartItem.objects.select_related("product").filter(cart=cart, product_id=product_id).first()
+    try:
+        item = CartItem.objects.select_related("product").filter(cart=cart, product_id=product_id).first()
+    except (ValueError, TypeError):  # not a product id at all
+        item = None
     if item is None:
         raise CartError("This product is not in your cart.")
     product = item.product

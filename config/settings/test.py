@@ -1,16 +1,25 @@
-"""Test settings: fast password hashing, files in a temporary folder."""
+"""Test settings: fast password hashing, files in a temporary folder.
+
+Celery worker processes started by the tests use these settings too, with
+TEST_DATA_DIR, MEDIA_ROOT, INDEX_DIR and DATABASE_URL pointing at the test's own files.
+"""
+import os
 import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F401,F403
+from .base import DATABASES
 
 SECRET_KEY = "test-only-key"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-_tmp = Path(tempfile.mkdtemp(prefix="shop-test-"))
-MEDIA_ROOT = _tmp / "media"
-INDEX_DIR = _tmp / "index"
+TEST_DATA_DIR = Path(os.environ.get("TEST_DATA_DIR") or tempfile.mkdtemp(prefix="shop-test-"))
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or TEST_DATA_DIR / "media")
+INDEX_DIR = Path(os.environ.get("INDEX_DIR") or TEST_DATA_DIR / "index")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so that worker processes and threads share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(TEST_DATA_DIR / "test.sqlite3")}

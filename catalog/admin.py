@@ -1,0 +1,171 @@
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.template.defaultfilters import filesizeformat
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+
+from .forms import CatalogueImportForm
+from .importing import CatalogueFileError, import_uploaded_catalogue
+from .importing.styles import MAX_ID
+from .models import ImportRun, Product
+
+# Multipart boundaries and headers around the uploaded files.
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
+# Rows of a problem table shown on one page; the full list stays in the ImportRun.
+MAX_SHOWN_PROBLEMS = 500
+
+
+def problems_table(problems):
+    """HTML table of an import's rejected rows or image problems."""
+    return render_to_string(
+        "admin/catalog/_import_problems.html",
+        {"problems": problems[:MAX_SHOWN_PROBLEMS], "hidden": max(0, len(problems) - MAX_SHOWN_PROBLEMS)},
+    )
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["thumbnail", "id", "name", "article_type", "base_colour", "price", "stock", "is_active", "is_demo"]
+    list_display_links = ["thumbnail", "id", "name"]
+    list_editable = ["price", "stock", "is_active"]
+    list_filter = [
+        "gender",
+        "master_category",
+        "sub_category",
+        "article_type",
+        "base_colour",
+        "season",
+        "usage",
+        "is_active",
+        "is_demo",
+    ]
+    search_fields = ["name"]
+    search_help_text = "Search by name, or type a product id."
+    list_per_page = 50
+    readonly_fields = ["image_preview", "image_checksum", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["id", "name", "price", "stock", "is_active", "is_demo"]}),
+        (
+            "Categories",
+            {"fields": ["gender", "master_category", "sub_category", "article_type", "base_colour", "season",
+                        "year", "usage"]},
+        ),
+        ("Image", {"fields": ["image_preview", "image", "image_checksum"]}),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="Image")
+    def thumbnail(self, product):
+        if not product.image:
+            return "—"
+        return format_html(
+            '<img src="{}" alt="" width="45" height="60" loading="lazy" style="object-fit: contain">',
+            product.image.url,
+        )
+
+    @admin.display(description="Current image")
+    def image_preview(self, product):
+        if not product.image:
+            return "No image"
+        return format_html('<img src="{}" alt="" style="max-height: 320px">', product.image.url)
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term.isdigit() and int(term) <= MAX_ID:
+            results |= queryset.filter(pk=int(term))
+        return results, may_have_duplicates
+
+    def get_urls(self):
+        # The import page comes before the admin's catch-all "<object_id>/" patterns.
+        import_view = self.admin_site.admin_view(csrf_exempt(self.import_view))
+        return [path("import/", import_view, name="catalog_product_import"), *super().get_urls()]
+
+    def import_view(self, request):
+        """The "Import catalogue" page: upload files, import them, show the report.
+
+        The page is CSRF-exempt only so the size of a POST can be checked before its body
+        is read; the form itself is CSRF-protected.
+        """
+        if not (self.has_add_permission(request) and self.has_change_permission(request)):
+            raise PermissionDenied
+        if request.method == "POST":
+            limit = settings.CATALOG_UPLOAD_MAX_BYTES
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > limit + UPLOAD_OVERHEAD_BYTES:
+                return self._render_import(
+                    request,
+                    CatalogueImportForm(),
+                    error=f"The upload is larger than the {filesizeformat(limit)} allowed. Nothing was imported.",
+                    status=413,
+                )
+        return csrf_protect(self._import_upload)(request)
+
+    def _import_upload(self, request):
+        form = CatalogueImportForm(request.POST or None, request.FILES or None)
+        report = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = import_uploaded_catalogue(
+                    form.cleaned_data["styles_csv"], form.cleaned_data["archive"], user=request.user
+                )
+            except CatalogueFileError as error:
+                form.add_error(None, str(error))
+            else:
+                self.message_user(
+                    request,
+                    f"Imported {report.imported} of {report.rows} rows; {report.rejected} rejected.",
+                    messages.WARNING if report.rejected else messages.SUCCESS,
+                )
+        return self._render_import(request, form, report=report)
+
+    def _render_import(self, request, form, report=None, error=None, status=200):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import catalogue",
+            "form": form,
+            "report": report,
+            "error": error,
+            "max_upload": settings.CATALOG_UPLOAD_MAX_BYTES,
+            "recent_runs": ImportRun.objects.select_related("user")[:5],
+        }
+        if report is not None:
+            context["rejected_table"] = problems_table(report.rejected_rows)
+            context["image_table"] = problems_table(report.image_problems)
+        return TemplateResponse(request, "admin/catalog/product/import.html", context, status=status)
+
+
+@admin.register(ImportRun)
+class ImportRunAdmin(admin.ModelAdmin):
+    """Past imports, read only: they are the record of what each import did."""
+
+    list_display = ["started_at", "source", "user", "created", "updated", "unchanged", "rejected", "without_image",
+                    "finished_at"]
+    list_select_related = ["user"]
+    search_fields = ["source"]
+    fields = ["source", "user", "started_at", "finished_at", "created", "updated", "unchanged", "rejected",
+              "without_image", "problems"]
+    readonly_fields = fields
+
+    @admin.display(description="Rejected rows and image problems")
+    def problems(self, run):
+        if not run.rejected_rows:
+            return "None"
+        return problems_table(run.rejected_rows)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

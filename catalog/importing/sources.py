@@ -1,0 +1,267 @@
+"""Where a catalogue comes from: a folder, a zip archive, or admin uploads.
+
+Every source gives the bytes of styles.csv and, per product id, the bytes of its image
+(``images/<id>.jpg``) or None. Archives are read member by member and never extracted;
+an archive holding absolute paths, ``..`` components or symlinks is refused as a whole,
+so nothing in it can point outside the media folder.
+"""
+import re
+import stat
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from .errors import CatalogueFileError, ImageProblem
+
+STYLES_NAME = "styles.csv"
+IMAGES_FOLDER = "images"
+# styles.csv of the full 44k catalogue is about 4 MB; anything far above is not a catalogue.
+MAX_STYLES_BYTES = 200 * 1024 * 1024
+# Catalogue photos are tens of kB; the limit keeps a bad or hostile file from filling memory.
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+_IMAGE_MEMBER = re.compile(r"(\d+)\.jpe?g", re.IGNORECASE)
+_DRIVE = re.compile(r"[A-Za-z]:")
+_IGNORED_FOLDERS = {"__MACOSX"}
+
+
+def _human(size):
+    for unit in ("bytes", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+
+
+def _too_big(what, size, limit=None):
+    limit = MAX_IMAGE_BYTES if limit is None else limit
+    return f"{what} is larger than the {_human(limit)} allowed ({_human(size)})"
+
+
+class NoImages:
+    def image(self, product_id):
+        return None
+
+    def close(self):
+        pass
+
+
+class FolderImages:
+    """Images in a folder as ``<id>.jpg``."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    def image(self, product_id):
+        path = self.folder / f"{product_id}.jpg"
+        try:
+            status = path.stat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        size = status.st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ImageProblem(_too_big("image file", size))
+        try:
+            return path.read_bytes()
+        except OSError as error:
+            raise ImageProblem(f"image file cannot be read ({error.strerror or error})")
+
+    def close(self):
+        pass
+
+
+def _safe_members(archive, description):
+    unsafe = []
+    for info in archive.infolist():
+        name = info.filename
+        parts = name.split("/")
+        if (
+            name.startswith("/")
+            or "\\" in name
+            or _DRIVE.match(name)
+            or ".." in parts
+            or stat.S_ISLNK(info.external_attr >> 16)
+        ):
+            unsafe.append(name)
+    if unsafe:
+        shown = ", ".join(repr(name) for name in unsafe[:5])
+        raise CatalogueFileError(
+            f"{description} was refused: it holds entries with absolute paths, '..' or symlinks "
+            f"({shown}{', ...' if len(unsafe) > 5 else ''}). Nothing was imported."
+        )
+    return [
+        info
+        for info in archive.infolist()
+        if not info.is_dir() and PurePosixPath(info.filename).parts[0] not in _IGNORED_FOLDERS
+    ]
+
+
+class ZipImages:
+    """Images inside an archive: any ``<id>.jpg`` at the root, in ``images/``, in one top
+    folder or in ``<top>/images/``."""
+
+    def __init__(self, archive, members):
+        self.archive = archive
+        self.members = {}
+        for info in members:
+            path = PurePosixPath(info.filename)
+            match = _IMAGE_MEMBER.fullmatch(path.name)
+            if match and len(path.parts) <= 3:
+                self.members.setdefault(int(match.group(1)), info)
+
+    def image(self, product_id):
+        info = self.members.get(product_id)
+        if info is None:
+            return None
+        if info.file_size > MAX_IMAGE_BYTES:
+            raise ImageProblem(_too_big("image file", info.file_size))
+        try:
+            with self.archive.open(info) as member:
+                data = member.read(MAX_IMAGE_BYTES + 1)
+        except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError) as error:
+            raise ImageProblem(f"image cannot be read from the archive ({error})")
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ImageProblem(_too_big("image file", len(data)))
+        return data
+
+    def close(self):
+        self.archive.close()
+
+
+class Catalogue:
+    """A catalogue ready to import: its styles.csv and its images.
+
+    Use as a context manager so an archive is closed after the import.
+    """
+
+    def __init__(self, description, read_styles, images):
+        self.description = description
+        self._read_styles = read_styles
+        self.images = images
+
+    def read_styles(self):
+        """The raw bytes of styles.csv."""
+        return self._read_styles()
+
+    def image(self, product_id):
+        """The raw bytes of a product's image, or None when the catalogue has none.
+
+        Raises ``ImageProblem`` when the file exists but cannot be used.
+        """
+        return self.images.image(product_id)
+
+    def close(self):
+        self.images.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _file_reader(path):
+    def read():
+        size = path.stat().st_size
+        if size > MAX_STYLES_BYTES:
+            raise CatalogueFileError(_too_big(str(path), size, MAX_STYLES_BYTES) + ".")
+        return path.read_bytes()
+
+    return read
+
+
+def _member_reader(archive, info, description):
+    def read():
+        if info.file_size > MAX_STYLES_BYTES:
+            raise CatalogueFileError(_too_big(f"styles.csv in {description}", info.file_size, MAX_STYLES_BYTES) + ".")
+        try:
+            with archive.open(info) as member:
+                data = member.read(MAX_STYLES_BYTES + 1)
+        except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError) as error:
+            raise CatalogueFileError(f"styles.csv cannot be read from {description} ({error}).")
+        if len(data) > MAX_STYLES_BYTES:
+            raise CatalogueFileError(_too_big(f"styles.csv in {description}", len(data), MAX_STYLES_BYTES) + ".")
+        return data
+
+    return read
+
+
+def _open_zip(path, description):
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise CatalogueFileError(f"{description} is not a readable zip archive ({error}).")
+    try:
+        members = _safe_members(archive, description)
+    except CatalogueFileError:
+        archive.close()
+        raise
+    return archive, members
+
+
+def _styles_member(members, description):
+    """styles.csv at the archive root, or inside its one top folder."""
+    at_root = [info for info in members if info.filename == STYLES_NAME]
+    if at_root:
+        return at_root[0]
+    nested = [
+        info
+        for info in members
+        if len(PurePosixPath(info.filename).parts) == 2 and PurePosixPath(info.filename).name == STYLES_NAME
+    ]
+    if len(nested) == 1:
+        return nested[0]
+    if nested:
+        raise CatalogueFileError(f"{description} holds several styles.csv files; keep one catalogue per archive.")
+    raise CatalogueFileError(
+        f"{description} holds no styles.csv (expected at its root or inside one top folder)."
+    )
+
+
+def _zip_catalogue(path, description, styles_path=None):
+    archive, members = _open_zip(path, description)
+    try:
+        if styles_path is not None:
+            read_styles = _file_reader(Path(styles_path))
+        else:
+            read_styles = _member_reader(archive, _styles_member(members, description), description)
+    except CatalogueFileError:
+        archive.close()
+        raise
+    return Catalogue(description, read_styles, ZipImages(archive, members))
+
+
+def open_catalogue(path):
+    """Open a catalogue given on the command line.
+
+    ``path`` is a folder holding styles.csv and images/, a .zip archive of that layout
+    (styles.csv at its root or inside one top folder), or a styles.csv file whose images
+    are in an ``images`` folder beside it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        styles = path / STYLES_NAME
+        if not styles.is_file():
+            raise CatalogueFileError(f"{path} holds no {STYLES_NAME}.")
+        return Catalogue(str(path), _file_reader(styles), FolderImages(path / IMAGES_FOLDER))
+    if not path.is_file():
+        raise CatalogueFileError(f"{path} does not exist.")
+    if zipfile.is_zipfile(path):
+        return _zip_catalogue(path, str(path))
+    return Catalogue(str(path), _file_reader(path), FolderImages(path.parent / IMAGES_FOLDER))
+
+
+def open_uploaded_catalogue(styles_path=None, archive_path=None, description="upload"):
+    """Open a catalogue uploaded through the admin.
+
+    Either a styles.csv, a zip archive, or both: with both, the archive only provides the
+    images (``<id>.jpg``, at its root or under images/); with the archive alone it must
+    hold the whole layout. The files are identified by content, never by their names.
+    """
+    if archive_path is not None:
+        if not zipfile.is_zipfile(archive_path):
+            raise CatalogueFileError("The archive is not a zip file.")
+        return _zip_catalogue(archive_path, description, styles_path)
+    if styles_path is None:
+        raise CatalogueFileError("Nothing to import: upload styles.csv, a zip archive, or both.")
+    return Catalogue(description, _file_reader(Path(styles_path)), NoImages())

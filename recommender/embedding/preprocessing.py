@@ -1,0 +1,121 @@
+"""Turn an image file into the model's input: one function for catalogue photos and uploads.
+
+Catalogue photos and shopper uploads must go through exactly the same steps, otherwise
+their embeddings drift apart and visual search gets worse for no visible reason.
+"""
+import io
+import logging
+import os
+
+import numpy as np
+from django.conf import settings
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SIZE = 224
+# Catalogue photos are shot on white, so padding with white adds no new "object".
+BACKGROUND = (255, 255, 255)
+# Formats people actually photograph products in. Pillow would also open formats such as
+# EPS, whose loader runs Ghostscript, so anything else is refused before decoding.
+# (Phone multi-picture JPEGs, MPO, open through the JPEG plugin.)
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+
+class InvalidImage(ValueError):
+    """The file cannot be used as a product photo; the message is safe to show a shopper."""
+
+
+def prepare_image(source, max_pixels=None):
+    """Read an image and return it as a 224x224x3 uint8 RGB array ready for embedding.
+
+    ``source`` is raw bytes, a file path, or a binary file object (read from its start).
+    The photo is turned upright from its EXIF orientation, converted to RGB (transparent
+    parts become white), shrunk or enlarged to fit 224x224 without distortion and centred
+    on white. Raises :class:`InvalidImage` for files that are not images, are damaged, or
+    have more than ``max_pixels`` (default ``settings.IMAGE_MAX_PIXELS``) pixels.
+    """
+    max_pixels = max_pixels or settings.IMAGE_MAX_PIXELS
+    stream = _as_stream(source)
+    try:
+        image = Image.open(stream, formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise _too_large(None, max_pixels) from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage("This file is not an image we can read. Please use a JPEG, PNG or WebP photo.") from exc
+    except Exception as exc:  # Pillow's parsers raise many types on hostile input.
+        raise _damaged() from exc
+    with image:
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise _damaged()
+        if width * height > max_pixels:
+            raise _too_large(image.size, max_pixels)
+        try:
+            # JPEGs can decode straight at 1/2, 1/4 or 1/8 scale: large uploads cost far
+            # less time and memory, and the result stays at least 224 px on each side.
+            image.draft("RGB", (IMAGE_SIZE, IMAGE_SIZE))
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+            rgb = _to_rgb(upright)
+        except Exception as exc:  # truncated data, broken EXIF, unsupported codec...
+            logger.info("unreadable image: %s", exc)
+            raise _damaged() from exc
+    return _fit_on_white(rgb)
+
+
+def _as_stream(source):
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(source))
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as file:
+            return io.BytesIO(file.read())
+    if hasattr(source, "seek") and (not hasattr(source, "seekable") or source.seekable()):
+        # Upload handlers and form validation leave the position at the end.
+        source.seek(0)
+        return source
+    return io.BytesIO(source.read())
+
+
+def _too_large(size, max_pixels):
+    limit = f"{max_pixels / 1_000_000:g} megapixels"
+    if size is None:
+        return InvalidImage(f"This image is too large. Please use a photo of at most {limit}.")
+    width, height = size
+    return InvalidImage(f"This image is too large ({width}x{height} pixels). Please use a photo of at most {limit}.")
+
+
+def _damaged():
+    return InvalidImage("This image file is damaged or incomplete. Please try another photo.")
+
+
+def _to_rgb(image):
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        image = _to_8_bit_grey(image)
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _to_8_bit_grey(image):
+    # Pillow clips 16-bit and float greyscale to 0-255 instead of rescaling it.
+    values = np.asarray(image, dtype=np.float32)
+    peak = float(values.max()) if values.size else 0.0
+    if image.mode == "F" and peak <= 1.0:
+        values = values * 255.0
+    elif peak > 255.0:
+        values = values / 257.0
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
+
+
+def _fit_on_white(image):
+    width, height = image.size
+    scale = min(IMAGE_SIZE / width, IMAGE_SIZE / height)
+    size = (max(1, min(IMAGE_SIZE, round(width * scale))), max(1, min(IMAGE_SIZE, round(height * scale))))
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    canvas = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUND)
+    canvas.paste(image, ((IMAGE_SIZE - size[0]) // 2, (IMAGE_SIZE - size[1]) // 2))
+    return np.array(canvas, dtype=np.uint8)

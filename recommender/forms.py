@@ -1,0 +1,46 @@
+from django import forms
+from django.conf import settings
+
+from catalog.models import Product
+
+IMAGE_TYPES = "image/jpeg,image/png,image/webp"
+
+
+def _choices(field):
+    values = Product.objects.visible().exclude(**{field: ""}).values_list(field, flat=True).distinct().order_by(field)
+    return [("", "Any")] + [(value, value) for value in values]
+
+
+class PhotoSearchForm(forms.Form):
+    """Search by photo: an uploaded photo, or the photo of a catalogue product."""
+
+    photo = forms.FileField(
+        required=False,
+        label="Your photo",
+        help_text="A JPEG, PNG or WebP photo of a garment, shoe or accessory.",
+        widget=forms.ClearableFileInput(attrs={"accept": IMAGE_TYPES}),
+    )
+    product = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
+    gender = forms.ChoiceField(required=False, choices=())
+    masterCategory = forms.ChoiceField(required=False, choices=(), label="Category")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["gender"].choices = _choices("gender")
+        self.fields["masterCategory"].choices = _choices("master_category")
+
+    def clean_photo(self):
+        photo = self.cleaned_data.get("photo")
+        if photo and photo.size > settings.PHOTO_UPLOAD_MAX_BYTES:
+            limit = settings.PHOTO_UPLOAD_MAX_BYTES // (1024 * 1024)
+            raise forms.ValidationError(f"This photo is too large: the limit is {limit} MB.")
+        return photo
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("photo") and not data.get("product") and not self.errors:
+            raise forms.ValidationError("Choose a photo to search with.")
+        return data
+
+    def filters(self):
+        return {key: self.cleaned_data[key] for key in ("gender", "masterCategory") if self.cleaned_data.get(key)}

@@ -1,0 +1,72 @@
+"""Admin for orders (staff follow them up and change their status) and carts (read only)."""
+from django.contrib import admin
+
+from .models import Cart, CartItem, Order, OrderItem
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Lines are a record of what happened: shown, never edited in the admin."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class OrderItemInline(ReadOnlyInline):
+    model = OrderItem
+    fields = ("product", "product_name", "unit_price", "quantity", "line_total")
+    readonly_fields = fields
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("number", "created_at", "user", "full_name", "email", "status", "total")
+    list_filter = ("status", "created_at")
+    list_select_related = ("user",)
+    search_fields = ("number", "email", "full_name", "user__username")
+    date_hierarchy = "created_at"
+    # Only the status moves on after checkout; what was bought and where it goes is fixed.
+    readonly_fields = (
+        "number", "user", "created_at", "total", "full_name", "email", "address", "city", "postal_code", "country",
+    )
+    fieldsets = (
+        (None, {"fields": ("number", "status", "user", "created_at", "total")}),
+        ("Shipping", {"fields": ("full_name", "email", "address", "city", "postal_code", "country")}),
+    )
+    inlines = [OrderItemInline]
+
+    def has_add_permission(self, request):
+        # Orders come from checkout, which also takes the pieces out of stock.
+        return False
+
+
+class CartItemInline(ReadOnlyInline):
+    model = CartItem
+    fields = ("product", "quantity", "added_at")
+    readonly_fields = fields
+
+
+@admin.register(Cart)
+class CartAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "short_session", "status", "created_at", "updated_at")
+    list_filter = ("status",)
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__email")
+    readonly_fields = ("user", "session_key", "status", "created_at", "updated_at")
+    inlines = [CartItemInline]
+
+    @admin.display(description="Session")
+    def short_session(self, obj):
+        return obj.session_key[:8]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,62 @@
+"""Helpers for building small catalogues (styles.csv + images/) on disk."""
+import io
+import zipfile
+
+import pytest
+
+from tests.factories import image_bytes
+
+STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
+
+
+def styles_line(product_id, name="Blue Tee", article_type="Tshirts", colour="Blue", year="2012", **overrides):
+    """One raw styles.csv line in the dataset's column order."""
+    cells = {
+        "id": str(product_id),
+        "gender": "Men",
+        "masterCategory": "Apparel",
+        "subCategory": "Topwear",
+        "articleType": article_type,
+        "baseColour": colour,
+        "season": "Summer",
+        "year": year,
+        "usage": "Casual",
+        **overrides,
+    }
+    return ",".join([*cells.values(), name])
+
+
+def write_catalogue(folder, lines, images=(), header=STYLES_HEADER, encoding="utf-8"):
+    """Write ``folder``/styles.csv and images/<id>.jpg; ``images`` maps id -> bytes (or lists ids)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "\n".join([header, *lines]) + "\n"
+    (folder / "styles.csv").write_bytes(text.encode(encoding))
+    image_folder = folder / "images"
+    image_folder.mkdir(exist_ok=True)
+    if not isinstance(images, dict):
+        images = {product_id: image_bytes() for product_id in images}
+    for product_id, data in images.items():
+        (image_folder / f"{product_id}.jpg").write_bytes(data)
+    return folder
+
+
+def zip_bytes(members):
+    """A zip archive of ``{name: bytes}``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    """A fresh, empty media folder for this test, so stored files can be counted."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def stored_files(media_root):
+    """Names of the files under media/products/."""
+    folder = media_root / "products"
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from recommender import index as annoy_index
+from recommender.models import Embedding
+from recommender.vectors import current_model_name
+from tests.factories import ProductFactory
+
+
+@pytest.fixture(autouse=True)
+def fresh_index_dir(settings, tmp_path):
+    """Each test gets its own index folder and no loaded build."""
+    settings.INDEX_DIR = tmp_path / "index"
+    annoy_index.forget_loaded_index()
+    yield settings.INDEX_DIR
+    annoy_index.forget_loaded_index()
+
+
+def store_vectors(product, cnn, colour=None, checksum="x"):
+    """Store vectors for a product as the embedding task would."""
+    colour = np.ones(8, dtype=np.float32) if colour is None else colour
+    embedding, _ = Embedding.objects.update_or_create(
+        product=product,
+        model_name=current_model_name(),
+        defaults={
+            "checksum": checksum,
+            "cnn": np.asarray(cnn, dtype=np.float32).tobytes(),
+            "colour": np.asarray(colour, dtype=np.float32).tobytes(),
+            "updated_at": timezone.now(),
+        },
+    )
+    return embedding
+
+
+@pytest.fixture
+def clustered_catalogue(db):
+    """30 products in three tight clusters of vectors (10 each), all with the same colour."""
+    rng = np.random.default_rng(7)
+    centres = np.eye(3, 16, dtype=np.float32) * 10
+    products = []
+    for cluster, centre in enumerate(centres):
+        for _ in range(10):
+            product = ProductFactory(article_type=f"type{cluster}")
+            store_vectors(product, centre + rng.normal(0, 0.5, 16))
+            products.append(product)
+    return products

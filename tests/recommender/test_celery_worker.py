@@ -1,0 +1,224 @@
+"""Embedding and indexing through a real Redis broker and real `celery worker` processes."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.cache import caches
+from django.db import connection, transaction
+
+from catalog.models import Product
+from config.celery import app as celery_app
+from recommender import index as annoy_index
+from recommender import services
+from recommender.models import Embedding, IndexBuild
+from tests.factories import ProductFactory, image_bytes
+
+pytestmark = [pytest.mark.celery_worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+PROJECT = Path(__file__).resolve().parents[2]
+VISIBILITY_TIMEOUT = 8
+
+
+def redis_client():
+    import redis
+
+    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+
+
+def database_url():
+    params = connection.settings_dict
+    if params["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{params['NAME']}"
+    return f"postgres://{params['USER']}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
+
+
+@pytest.fixture
+def services_mode(settings, tmp_path):
+    """Point this process at Redis (broker, results, cache) like a web node in services mode."""
+    try:
+        redis_client().flushdb()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    settings.INDEX_DIR = tmp_path / "index"
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.INDEX_REBUILD_DELAY = 2
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    caches["default"].clear()
+    saved = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
+    celery_app.conf.update(
+        task_always_eager=False,
+        broker_url=REDIS_URL,
+        result_backend=REDIS_URL,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+    )
+    celery_app._pool = None
+    annoy_index.forget_loaded_index()
+    yield settings
+    celery_app.conf.update(saved)
+    celery_app._pool = None
+    annoy_index.forget_loaded_index()
+    redis_client().flushdb()
+
+
+class Workers:
+    """Starts and stops real `celery worker` processes sharing this test's files."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.processes = []
+
+    def env(self):
+        env = dict(os.environ)
+        env.update(
+            DJANGO_SETTINGS_MODULE="config.settings.test",
+            DATABASE_URL=database_url(),
+            REDIS_URL=REDIS_URL,
+            TEST_DATA_DIR=str(django_settings.TEST_DATA_DIR),
+            MEDIA_ROOT=str(django_settings.MEDIA_ROOT),
+            INDEX_DIR=str(django_settings.INDEX_DIR),
+            INDEX_REBUILD_DELAY=str(django_settings.INDEX_REBUILD_DELAY),
+            CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
+            LOG_LEVEL="WARNING",
+        )
+        return env
+
+    def start(self, name):
+        log = open(self.tmp_path / f"{name}.log", "wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
+             "--without-mingle", "--without-gossip", "-n", f"{name}@%h"],
+            cwd=PROJECT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        return process
+
+    def kill(self, process):
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def stop_all(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.kill(process)
+
+    def logs(self):
+        return "\n".join(path.read_text(errors="replace")[-3000:] for path in self.tmp_path.glob("*.log"))
+
+
+@pytest.fixture
+def workers(services_mode, tmp_path):
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+def wait_for(condition, timeout, workers, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"Timed out after {timeout}s waiting for {what}.\nWorker logs:\n{workers.logs()}")
+
+
+def embedded_count(ids):
+    return Embedding.objects.filter(product_id__in=ids).count()
+
+
+def coloured_product(index, **fields):
+    colour = ((index * 37) % 256, (index * 91) % 256, (index * 53) % 256)
+    return ProductFactory(image=_image_file(colour, index), **fields)
+
+
+def _image_file(colour, index):
+    from django.core.files.base import ContentFile
+
+    return ContentFile(image_bytes(colour=colour), name=f"{index}.jpg")
+
+
+def test_a_product_created_through_the_api_becomes_similar_to_others(workers, staff_client):
+    workers.start("first")
+    existing = [coloured_product(i) for i in range(12)]
+    wait_for(lambda: embedded_count([p.pk for p in existing]) == 12, 180, workers, "the catalogue to be embedded")
+    wait_for(lambda: IndexBuild.objects.filter(status="ready").exists(), 60, workers, "the first index build")
+
+    twin_of = existing[3]
+    response = staff_client.post(
+        "/api/products/",
+        {
+            "id": 900001,
+            "name": "Twin of product three",
+            "price": "10.00",
+            "stock": 5,
+            "articleType": twin_of.article_type,
+            "image": _image_file((3 * 37 % 256, 3 * 91 % 256, 3 * 53 % 256), 900001),
+        },
+    )
+    assert response.status_code == 201, response.content
+    wait_for(lambda: embedded_count([900001]) == 1, 120, workers, "the new product's vectors")
+    wait_for(
+        lambda: any(p.pk == 900001 for p in services.similar_products(twin_of)),
+        60,
+        workers,
+        "the new product in its twin's similar list",
+    )
+
+
+def test_a_burst_of_new_products_causes_few_rebuilds(workers):
+    workers.start("burst")
+    with transaction.atomic():
+        burst = [coloured_product(i) for i in range(120)]
+    for i in range(120, 150):  # and some saved one by one, outside any transaction
+        burst.append(coloured_product(i))
+    ids = [p.pk for p in burst]
+    wait_for(lambda: embedded_count(ids) == len(ids), 300, workers, "the burst to be embedded")
+
+    def settled():
+        latest = IndexBuild.objects.filter(status="ready").first()
+        return latest is not None and latest.item_count == len(ids)
+
+    wait_for(settled, 120, workers, "an index build holding the whole burst")
+    time.sleep(django_settings.INDEX_REBUILD_DELAY + 2)
+    builds = IndexBuild.objects.count()
+    assert 1 <= builds <= 5, f"{builds} rebuilds for a burst of {len(ids)} products"
+
+
+def test_killing_the_worker_mid_task_loses_nothing(workers, services_mode):
+    with transaction.atomic():
+        products = [coloured_product(i) for i in range(200)]
+    ids = [p.pk for p in products]
+    victim = workers.start("victim")
+    wait_for(lambda: embedded_count(ids) > 0, 180, workers, "the first worker to start embedding")
+    workers.kill(victim)
+    assert embedded_count(ids) < len(ids), "the worker finished before it could be killed"
+    workers.start("rescuer")
+    wait_for(lambda: embedded_count(ids) == len(ids), 240, workers, "the second worker to finish the work")
+    wait_for(
+        lambda: IndexBuild.objects.filter(status="ready", item_count=len(ids)).exists(),
+        120,
+        workers,
+        "an index build of every product",
+    )
+
+
+def test_pages_keep_working_when_the_broker_is_down(services_mode, settings, db):
+    """A product saved while Redis is unreachable is kept; the sweep queues it later."""
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    celery_app.conf.update(broker_url="redis://127.0.0.1:1/0", broker_connection_timeout=1)
+    celery_app._pool = None
+    product = coloured_product(7)
+    assert Product.objects.filter(pk=product.pk).exists()
+    assert services.similar_products(product) == []

@@ -1,0 +1,143 @@
+"""The Annoy index: builds, atomic swaps, fallbacks, and what similar-items returns."""
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from recommender import index as annoy_index
+from recommender import services
+from recommender.indexing import rebuild_index
+from recommender.models import IndexBuild
+from tests.factories import ProductFactory
+
+from .conftest import store_vectors
+
+pytestmark = pytest.mark.django_db
+
+
+def cluster_of(product):
+    return product.article_type
+
+
+def test_rebuild_records_the_build_and_swaps_it_in(clustered_catalogue, fresh_index_dir):
+    build = rebuild_index()
+    assert build.status == IndexBuild.Status.READY
+    assert build.item_count == 30
+    assert build.duration_seconds > 0
+    pointer = json.loads((fresh_index_dir / "current.json").read_text())
+    assert pointer["build_id"] == build.pk
+    assert len(annoy_index.current_index()) == 30
+
+
+def test_similar_products_come_from_the_same_cluster_and_never_the_product_itself(clustered_catalogue):
+    rebuild_index()
+    product = clustered_catalogue[0]
+    similar = services.similar_products(product)
+    assert len(similar) == 5
+    assert product not in similar
+    assert {cluster_of(p) for p in similar} == {cluster_of(product)}
+
+
+def test_similar_products_skip_inactive_and_out_of_stock(clustered_catalogue):
+    rebuild_index()
+    product = clustered_catalogue[0]
+    same_cluster = [p for p in clustered_catalogue[1:10]]
+    for gone in same_cluster[:3]:
+        gone.stock = 0
+        gone.save()
+    same_cluster[3].is_active = False
+    same_cluster[3].save()
+    similar = services.similar_products(product)
+    assert len(similar) == 5
+    assert not {p.pk for p in similar} & {p.pk for p in same_cluster[:4]}
+    assert {cluster_of(p) for p in similar} == {cluster_of(product)}
+
+
+def test_a_product_added_after_the_build_is_already_findable(clustered_catalogue):
+    rebuild_index()
+    newcomer = ProductFactory(article_type="type1")
+    store_vectors(newcomer, np.eye(3, 16, dtype=np.float32)[1] * 10)  # the centre of cluster 1
+    neighbour = clustered_catalogue[10]
+    assert newcomer in services.similar_products(neighbour)
+    assert newcomer.pk not in annoy_index.current_index().positions
+
+
+def test_missing_index_falls_back_to_exact_search(clustered_catalogue, fresh_index_dir):
+    rebuild_index()
+    for path in fresh_index_dir.glob("build-*.ann"):
+        path.unlink()
+    annoy_index.forget_loaded_index()
+    similar = services.similar_products(clustered_catalogue[0])
+    assert len(similar) == 5
+    assert {cluster_of(p) for p in similar} == {"type0"}
+
+
+def test_corrupt_index_file_falls_back_to_exact_search(clustered_catalogue, fresh_index_dir):
+    rebuild_index()
+    for path in fresh_index_dir.glob("build-*.ann"):
+        path.write_bytes(b"\x00garbage")
+    annoy_index.forget_loaded_index()
+    with pytest.raises(annoy_index.IndexUnavailable):
+        annoy_index.current_index()
+    similar = services.similar_products(clustered_catalogue[15])
+    assert {cluster_of(p) for p in similar} == {"type1"}
+
+
+def test_corrupt_pointer_falls_back_to_exact_search(clustered_catalogue, fresh_index_dir):
+    rebuild_index()
+    (fresh_index_dir / "current.json").write_text("{not json")
+    similar = services.similar_products(clustered_catalogue[25])
+    assert {cluster_of(p) for p in similar} == {"type2"}
+
+
+def test_no_index_and_no_vectors_gives_same_kind_products(db):
+    shirt = ProductFactory(article_type="Shirts", base_colour="Blue")
+    same = ProductFactory(article_type="Shirts", base_colour="Blue")
+    ProductFactory(article_type="Watches")
+    assert services.similar_products(shirt) == [same]
+
+
+def test_a_new_build_is_picked_up_without_restart(clustered_catalogue):
+    first = rebuild_index()
+    assert annoy_index.current_index().build_id == first.pk
+    second = rebuild_index()
+    assert annoy_index.current_index().build_id == second.pk
+
+
+def test_old_builds_are_removed(clustered_catalogue, fresh_index_dir):
+    for _ in range(4):
+        rebuild_index()
+    assert len(list(fresh_index_dir.glob("build-*.ann"))) == annoy_index.KEEP_BUILDS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queries_keep_answering_while_the_index_is_swapped(clustered_catalogue):
+    rebuild_index()
+    product = clustered_catalogue[12]
+    errors, answers = [], []
+    stop = threading.Event()
+
+    def query():
+        from django.db import connection
+
+        try:
+            while not stop.is_set():
+                answers.append([p.pk for p in services.similar_products(product)])
+        except Exception as exc:  # noqa: BLE001 - any failure is what this test looks for
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    reader = threading.Thread(target=query)
+    reader.start()
+    try:
+        for _ in range(5):
+            rebuild_index()
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+    assert not errors
+    assert answers
+    assert all(len(answer) == 5 for answer in answers)
+    assert all(pk != product.pk for answer in answers for pk in answer)
