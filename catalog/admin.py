@@ -29,7 +29,17 @@ def problems_table(problems):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["thumbnail", "id", "name", "article_type", "base_colour", "price", "stock", "is_active", "is_demo"]
+    list_display = [
+        "thumbnail",
+        "id",
+        "name",
+        "article_type",
+        "base_colour",
+        "price",
+        "stock",
+        "is_active",
+        "is_demo",
+    ]
     list_display_links = ["thumbnail", "id", "name"]
     list_editable = ["price", "stock", "is_active"]
     list_filter = [
@@ -51,8 +61,18 @@ class ProductAdmin(admin.ModelAdmin):
         (None, {"fields": ["id", "name", "price", "stock", "is_active", "is_demo"]}),
         (
             "Categories",
-            {"fields": ["gender", "master_category", "sub_category", "article_type", "base_colour", "season",
-                        "year", "usage"]},
+            {
+                "fields": [
+                    "gender",
+                    "master_category",
+                    "sub_category",
+                    "article_type",
+                    "base_colour",
+                    "season",
+                    "year",
+                    "usage",
+                ]
+            },
         ),
         ("Image", {"fields": ["image_preview", "image", "image_checksum"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
@@ -109,9 +129,11 @@ class ProductAdmin(admin.ModelAdmin):
         return csrf_protect(self._import_upload)(request)
 
     def _import_upload(self, request):
-        form = CatalogueImportForm(request.POST or None, request.FILES or None)
+        if request.method != "POST":
+            return self._render_import(request, CatalogueImportForm())
+        form = CatalogueImportForm(request.POST, request.FILES)
         report = None
-        if request.method == "POST" and form.is_valid():
+        if form.is_valid():
             try:
                 report = import_uploaded_catalogue(
                     form.cleaned_data["styles_csv"], form.cleaned_data["archive"], user=request.user
@@ -147,12 +169,31 @@ class ProductAdmin(admin.ModelAdmin):
 class ImportRunAdmin(admin.ModelAdmin):
     """Past imports, read only: they are the record of what each import did."""
 
-    list_display = ["started_at", "source", "user", "created", "updated", "unchanged", "rejected", "without_image",
-                    "finished_at"]
+    list_display = [
+        "started_at",
+        "source",
+        "user",
+        "created",
+        "updated",
+        "unchanged",
+        "rejected",
+        "without_image",
+        "finished_at",
+    ]
     list_select_related = ["user"]
     search_fields = ["source"]
-    fields = ["source", "user", "started_at", "finished_at", "created", "updated", "unchanged", "rejected",
-              "without_image", "problems"]
+    fields = [
+        "source",
+        "user",
+        "started_at",
+        "finished_at",
+        "created",
+        "updated",
+        "unchanged",
+        "rejected",
+        "without_image",
+        "problems",
+    ]
     readonly_fields = fields
 
     @admin.display(description="Rejected rows and image problems")

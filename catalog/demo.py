@@ -7,6 +7,7 @@ so it goes through the same import as a real catalogue. Names start with "Demo",
 start at ``DEMO_FIRST_ID`` (far above the dataset's ids) and the products are imported
 with ``is_demo=True``. The same count and seed always give the same files.
 """
+
 import random
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ DEFAULT_SEED = 2024
 IMAGE_SIZE = (240, 320)
 BACKGROUND = (244, 244, 244)
 OUTLINE = (90, 90, 90)
-STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
+STYLES_HEADER = (
+    "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
+)
 
 # baseColour value -> RGB, the colour names the dataset uses.
 COLOURS = {
@@ -60,8 +63,14 @@ ARTICLE_TYPES = [
     ArticleType("Tshirts", "T-shirt", "Apparel", "Topwear", ("Men", "Women", "Unisex"), "tshirt"),
     ArticleType("Shirts", "Shirt", "Apparel", "Topwear", ("Men", "Women"), "shirt"),
     ArticleType(
-        "Jeans", "Jeans", "Apparel", "Bottomwear", ("Men", "Women"), "trousers",
-        colours=("Blue", "Navy Blue", "Black", "Grey"), patterns=("plain",),
+        "Jeans",
+        "Jeans",
+        "Apparel",
+        "Bottomwear",
+        ("Men", "Women"),
+        "jeans",
+        colours=("Blue", "Navy Blue", "Black", "Grey"),
+        patterns=("plain",),
     ),
     ArticleType("Trousers", "Trousers", "Apparel", "Bottomwear", ("Men", "Women"), "trousers"),
     ArticleType("Shorts", "Shorts", "Apparel", "Bottomwear", ("Men", "Women"), "shorts"),
@@ -130,14 +139,42 @@ def demo_products(count, seed=DEFAULT_SEED):
 
 
 def _tshirt(draw):
-    draw.polygon([(80, 40), (160, 40), (225, 85), (200, 125), (175, 108), (175, 290), (65, 290), (65, 108),
-                  (40, 125), (15, 85)], fill=255)
+    draw.polygon(
+        [
+            (80, 40),
+            (160, 40),
+            (225, 85),
+            (200, 125),
+            (175, 108),
+            (175, 290),
+            (65, 290),
+            (65, 108),
+            (40, 125),
+            (15, 85),
+        ],
+        fill=255,
+    )
     draw.ellipse((95, 25, 145, 60), fill=0)
 
 
 def _shirt(draw):
-    draw.polygon([(80, 40), (160, 40), (215, 75), (235, 275), (205, 280), (178, 120), (178, 295), (62, 295),
-                  (62, 120), (35, 280), (5, 275), (25, 75)], fill=255)
+    draw.polygon(
+        [
+            (80, 40),
+            (160, 40),
+            (215, 75),
+            (235, 275),
+            (205, 280),
+            (178, 120),
+            (178, 295),
+            (62, 295),
+            (62, 120),
+            (35, 280),
+            (5, 275),
+            (25, 75),
+        ],
+        fill=255,
+    )
     draw.ellipse((100, 30, 140, 52), fill=0)
 
 
@@ -156,6 +193,18 @@ def _trousers(draw):
 def _trousers_details(draw):
     draw.line([(65, 50), (175, 50)], fill=OUTLINE, width=2)
     draw.line([(120, 50), (120, 105)], fill=OUTLINE, width=2)
+
+
+def _jeans(draw):
+    draw.polygon([(70, 30), (170, 30), (182, 300), (134, 300), (120, 118), (106, 300), (58, 300)], fill=255)
+
+
+def _jeans_details(draw):
+    stitch = (215, 160, 70)
+    draw.line([(70, 48), (170, 48)], fill=stitch, width=2)
+    draw.arc((62, 30, 112, 90), 0, 90, fill=stitch, width=2)
+    draw.arc((128, 30, 178, 90), 90, 180, fill=stitch, width=2)
+    draw.line([(120, 48), (120, 110)], fill=stitch, width=2)
 
 
 def _shorts(draw):
@@ -177,8 +226,9 @@ def _dress_details(draw):
 
 
 def _shoe(draw):
-    draw.polygon([(20, 230), (20, 150), (70, 140), (110, 185), (190, 200), (225, 225), (225, 250),
-                  (20, 250)], fill=255)
+    draw.polygon(
+        [(20, 230), (20, 150), (70, 140), (110, 185), (190, 200), (225, 225), (225, 250), (20, 250)], fill=255
+    )
 
 
 def _shoe_details(draw):
@@ -222,6 +272,7 @@ SILHOUETTES = {
     "tshirt": (_tshirt, None),
     "shirt": (_shirt, _shirt_details),
     "trousers": (_trousers, _trousers_details),
+    "jeans": (_jeans, _jeans_details),
     "shorts": (_shorts, _shorts_details),
     "dress": (_dress, _dress_details),
     "shoe": (_shoe, _shoe_details),

@@ -103,7 +103,7 @@ class ImportRun(models.Model):
     unchanged = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     without_image = models.PositiveIntegerField(default=0)
-    # [{"line": 12, "id": "abc", "reason": "..."}]
+    # [{"line": 12, "id": "abc", "reason": "...", "outcome": "rejected" | "imported without image" | "imported, previous image kept"}]
     rejected_rows = models.JSONField(default=list, blank=True)
     user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
 

@@ -39,7 +39,7 @@ class OrderAdmin(admin.ModelAdmin):
         (None, {"fields": ("number", "status", "user", "created_at", "total")}),
         ("Shipping", {"fields": ("full_name", "email", "address", "city", "postal_code", "country")}),
     )
-    inlines = [OrderItemInline]
+    inlines = (OrderItemInline,)
 
     def has_add_permission(self, request):
         # Orders come from checkout, which also takes the pieces out of stock.
@@ -59,7 +59,7 @@ class CartAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     search_fields = ("user__username", "user__email")
     readonly_fields = ("user", "session_key", "status", "created_at", "updated_at")
-    inlines = [CartItemInline]
+    inlines = (CartItemInline,)
 
     @admin.display(description="Session")
     def short_session(self, obj):

@@ -6,6 +6,16 @@ from django.contrib.auth.forms import UserCreationForm
 from .models import Order
 from .services import ShippingDetails
 
+# Lets browsers fill in a saved address.
+ADDRESS_AUTOCOMPLETE = {
+    "full_name": "name",
+    "email": "email",
+    "address": "street-address",
+    "city": "address-level2",
+    "postal_code": "postal-code",
+    "country": "country-name",
+}
+
 
 class ShippingForm(forms.Form):
     """Where an order goes. Lengths follow the Order fields so nothing is cut off."""
@@ -20,18 +30,9 @@ class ShippingForm(forms.Form):
     # is recognised by it and sent to the order that was already placed.
     cart = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
-    autocomplete = {
-        "full_name": "name",
-        "email": "email",
-        "address": "street-address",
-        "city": "address-level2",
-        "postal_code": "postal-code",
-        "country": "country-name",
-    }
-
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name, token in self.autocomplete.items():
+        for name, token in ADDRESS_AUTOCOMPLETE.items():
             self.fields[name].widget.attrs["autocomplete"] = token
 
     def shipping_details(self):

@@ -1,7 +1,7 @@
 """Storefront cart, checkout, order and account pages.
 
-The views only translate between HTTP and shop.services: every cart change and every
-order goes through the same service functions the API uses.
+Every cart change and every order goes through shop.services, the same functions the
+API uses; the views add messages, redirects and the session memory of placed orders.
 """
 from django.conf import settings
 from django.contrib import messages

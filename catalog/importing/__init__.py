@@ -3,9 +3,10 @@
 The management command ``import_catalog``, the admin import page and the demo catalogue
 all call ``import_catalogue``; see ``service`` for how rows and images are written.
 """
+
 from .errors import CatalogueFileError, ImageProblem
 from .prices import ARTICLE_TYPE_PRICES, default_price
-from .service import ImportReport, import_catalogue, product_images_changed
+from .service import ImportReport, import_catalogue
 from .sources import Catalogue, open_catalogue, open_uploaded_catalogue
 from .uploads import import_uploaded_catalogue
 
@@ -20,5 +21,4 @@ __all__ = [
     "import_uploaded_catalogue",
     "open_catalogue",
     "open_uploaded_catalogue",
-    "product_images_changed",
 ]

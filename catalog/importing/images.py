@@ -5,6 +5,7 @@ and fully decode them, and their pixel count must stay under ``IMAGE_MAX_PIXELS`
 JPEGs are stored byte for byte; PNG and WebP photos are converted to JPEG so every stored
 file really is what its ``.jpg`` name says.
 """
+
 import hashlib
 import io
 

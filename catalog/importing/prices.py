@@ -5,6 +5,7 @@ price of its article type from this table (other types: ``CATALOG_DEFAULT_PRICE`
 ``CATALOG_DEFAULT_STOCK`` pieces. Re-importing without a price or stock column keeps what
 the shop already has, so prices and stock edited in the admin survive a re-import.
 """
+
 from decimal import Decimal
 
 from django.conf import settings

@@ -12,14 +12,15 @@ exact name instead of adding a suffix. A broken image never rejects its row: the
 imported without the new image (a product that had one keeps it) and the problem is
 reported with the row's line number.
 """
+
 from dataclasses import dataclass, field
 
 from django.core.files.base import ContentFile
 from django.db import DatabaseError, transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
 from catalog.models import ImportRun, Product
+from catalog.signals import products_imported
 
 from .errors import ImageProblem
 from .images import checksum, looks_like_jpeg, storable_image
@@ -28,10 +29,6 @@ from .sources import Catalogue, open_catalogue
 from .styles import read_styles
 
 BATCH_SIZE = 500
-
-# Sent after each committed batch with ``product_ids``: the products whose image file was
-# stored or replaced (new or changed picture), e.g. to compute their embeddings.
-product_images_changed = Signal()
 
 REJECTED = "rejected"
 WITHOUT_IMAGE = "imported without image"
@@ -76,7 +73,9 @@ class ImportReport:
             lines.append(f"  ignored columns:    {', '.join(self.ignored_columns)}")
         if self.rejected_rows:
             lines.append("Rejected rows:")
-            lines.extend(f"  line {row['line']} (id {row['id']}): {row['reason']}" for row in self.rejected_rows)
+            lines.extend(
+                f"  line {row['line']} (id {row['id']}): {row['reason']}" for row in self.rejected_rows
+            )
         if self.image_problems:
             lines.append("Image problems:")
             lines.extend(
@@ -135,7 +134,12 @@ def _has_stored_image(product, storage):
 def _image_problem(pending, reason, storage):
     outcome = KEPT_IMAGE if _has_stored_image(pending.product, storage) else WITHOUT_IMAGE
     pending.without_image = outcome == WITHOUT_IMAGE
-    pending.image_problem = {"line": pending.row.line, "id": str(pending.row.id), "reason": reason, "outcome": outcome}
+    pending.image_problem = {
+        "line": pending.row.line,
+        "id": str(pending.row.id),
+        "reason": reason,
+        "outcome": outcome,
+    }
 
 
 def _store_image(pending, catalogue, storage):
@@ -150,7 +154,11 @@ def _store_image(pending, catalogue, storage):
         pending.without_image = not _has_stored_image(product, storage)
         return
     # Most re-imported images are unchanged JPEGs: compare before decoding anything.
-    if looks_like_jpeg(data) and checksum(data) == product.image_checksum and _has_stored_image(product, storage):
+    if (
+        looks_like_jpeg(data)
+        and checksum(data) == product.image_checksum
+        and _has_stored_image(product, storage)
+    ):
         return
     try:
         data = storable_image(data)
@@ -182,7 +190,7 @@ def _save_batch(pending):
             Product.objects.bulk_create(creates)
             if updates:
                 Product.objects.bulk_update([item.product for item in updates], fields, batch_size=100)
-            _announce_images(pending)
+            _announce(pending)
         return []
     except DatabaseError:
         return _save_one_by_one(pending)
@@ -199,16 +207,17 @@ def _save_one_by_one(pending):
                     item.product.save()
                 else:
                     item.product.save(update_fields=item.changed | {"updated_at"})
-                _announce_images([item])
+                _announce([item])
         except DatabaseError as error:
             refused.append((item, f"could not be saved ({error})"))
     return refused
 
 
-def _announce_images(pending):
-    product_ids = [item.product.id for item in pending if item.new_image]
+def _announce(pending):
+    # After commit, so listeners (embedding tasks) see the rows and image files.
+    product_ids = [item.product.id for item in pending if item.is_new or item.new_image]
     if product_ids:
-        transaction.on_commit(lambda: product_images_changed.send(sender=Product, product_ids=product_ids))
+        transaction.on_commit(lambda: products_imported.send(sender=Product, product_ids=product_ids))
 
 
 def _import_batch(rows, catalogue, report, is_demo):
@@ -242,7 +251,7 @@ def _import_batch(rows, catalogue, report, is_demo):
             report.image_problems.append(item.image_problem)
 
 
-def _finish_run(run, report):
+def _record_run(run, report, finished):
     report.rejected_rows.sort(key=lambda entry: entry["line"])
     run.created = report.created
     run.updated = report.updated
@@ -251,7 +260,8 @@ def _finish_run(run, report):
     run.without_image = report.without_image
     # One list for the admin to look back at: rejected rows and rows whose image was not used.
     run.rejected_rows = sorted(report.rejected_rows + report.image_problems, key=lambda entry: entry["line"])
-    run.finished_at = timezone.now()
+    # An interrupted import keeps what its committed batches did, without a finish time.
+    run.finished_at = timezone.now() if finished else None
     run.save()
 
 
@@ -283,11 +293,13 @@ def import_catalogue(catalogue, *, user=None, is_demo=False, on_progress=None, b
         user=user if user is not None and user.is_authenticated else None,
     )
     total = len(styles.rows)
+    finished = False
     try:
         for start in range(0, total, batch_size):
             _import_batch(styles.rows[start : start + batch_size], catalogue, report, is_demo)
             if on_progress:
                 on_progress(min(start + batch_size, total), total)
+        finished = True
     finally:
-        _finish_run(report.run, report)
+        _record_run(report.run, report, finished)
     return report

@@ -5,6 +5,7 @@ Every source gives the bytes of styles.csv and, per product id, the bytes of its
 an archive holding absolute paths, ``..`` components or symlinks is refused as a whole,
 so nothing in it can point outside the media folder.
 """
+
 import re
 import stat
 import zipfile
@@ -173,14 +174,18 @@ def _file_reader(path):
 def _member_reader(archive, info, description):
     def read():
         if info.file_size > MAX_STYLES_BYTES:
-            raise CatalogueFileError(_too_big(f"styles.csv in {description}", info.file_size, MAX_STYLES_BYTES) + ".")
+            raise CatalogueFileError(
+                _too_big(f"styles.csv in {description}", info.file_size, MAX_STYLES_BYTES) + "."
+            )
         try:
             with archive.open(info) as member:
                 data = member.read(MAX_STYLES_BYTES + 1)
         except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError) as error:
             raise CatalogueFileError(f"styles.csv cannot be read from {description} ({error}).")
         if len(data) > MAX_STYLES_BYTES:
-            raise CatalogueFileError(_too_big(f"styles.csv in {description}", len(data), MAX_STYLES_BYTES) + ".")
+            raise CatalogueFileError(
+                _too_big(f"styles.csv in {description}", len(data), MAX_STYLES_BYTES) + "."
+            )
         return data
 
     return read
@@ -212,7 +217,9 @@ def _styles_member(members, description):
     if len(nested) == 1:
         return nested[0]
     if nested:
-        raise CatalogueFileError(f"{description} holds several styles.csv files; keep one catalogue per archive.")
+        raise CatalogueFileError(
+            f"{description} holds several styles.csv files; keep one catalogue per archive."
+        )
     raise CatalogueFileError(
         f"{description} holds no styles.csv (expected at its root or inside one top folder)."
     )

@@ -11,6 +11,7 @@ The header decides which columns are present. ``NA`` and empty cells mean "no va
 Every problem in a row rejects that row with its line number and reason; problems with
 the file as a whole raise ``CatalogueFileError``.
 """
+
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -37,7 +38,16 @@ COLUMNS = {
 REQUIRED_COLUMNS = ("id", "productDisplayName")
 NAME_COLUMN = "productDisplayName"
 # Text columns, checked against the model's max_length so no database truncates or refuses them.
-TEXT_FIELDS = ["gender", "master_category", "sub_category", "article_type", "base_colour", "season", "usage", "name"]
+TEXT_FIELDS = [
+    "gender",
+    "master_category",
+    "sub_category",
+    "article_type",
+    "base_colour",
+    "season",
+    "usage",
+    "name",
+]
 MISSING = "NA"
 MAX_ID = 2_147_483_647  # PositiveIntegerField's limit on every database
 MAX_PRICE = Decimal("99999999.99")  # DecimalField(max_digits=10, decimal_places=2)
@@ -256,7 +266,9 @@ def read_styles(data):
             continue
         if row.id in first_line_of:
             result.rejected.append(
-                RejectedRow(number, raw_id, f"id {row.id} appears again (first on line {first_line_of[row.id]})")
+                RejectedRow(
+                    number, raw_id, f"id {row.id} appears again (first on line {first_line_of[row.id]})"
+                )
             )
             continue
         first_line_of[row.id] = number

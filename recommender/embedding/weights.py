@@ -6,6 +6,7 @@ by each storage's raw bytes. Pickles can run arbitrary code when loaded, so the 
 below only knows the handful of names a state dict needs and refuses everything else.
 """
 import collections
+import hashlib
 import pickle
 from dataclasses import dataclass
 
@@ -91,6 +92,15 @@ class _StateDictUnpickler(pickle.Unpickler):
         return storage
 
 
+def file_fingerprint(path):
+    """sha256 (hex) of a weights file: identifies exactly which weights produced a vector."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _load_restricted(file):
     return _StateDictUnpickler(file).load()
 
@@ -136,7 +146,7 @@ def read_legacy_state_dict(path):
 def _materialise(ref, flat):
     if any(n == 0 for n in ref.shape):
         return np.zeros(ref.shape, dtype=flat.dtype.newbyteorder("="))
-    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride))
+    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride, strict=True))
     if ref.offset < 0 or any(s < 0 for s in ref.stride) or last >= flat.size:
         raise ValueError("a tensor in the weights file extends past the end of its storage")
     view = np.lib.stride_tricks.as_strided(

@@ -1,4 +1,5 @@
 """Helpers for building small catalogues (styles.csv + images/) on disk."""
+
 import io
 import zipfile
 
@@ -6,7 +7,9 @@ import pytest
 
 from tests.factories import image_bytes
 
-STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
+STYLES_HEADER = (
+    "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
+)
 
 
 def styles_line(product_id, name="Blue Tee", article_type="Tshirts", colour="Blue", year="2012", **overrides):

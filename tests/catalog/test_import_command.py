@@ -1,4 +1,5 @@
 """`manage.py import_catalog PATH`: progress, report and errors on the command line."""
+
 import io
 
 import pytest

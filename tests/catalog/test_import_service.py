@@ -1,4 +1,5 @@
 """The import service: upserts, idempotency, prices, images and the recorded run."""
+
 import hashlib
 import io
 from decimal import Decimal
@@ -8,8 +9,9 @@ from django.db import IntegrityError
 from django.db.models.query import QuerySet
 from PIL import Image
 
-from catalog.importing import CatalogueFileError, import_catalogue, product_images_changed
+from catalog.importing import CatalogueFileError, import_catalogue
 from catalog.models import ImportRun, Product
+from catalog.signals import products_imported
 from tests.catalog.conftest import STYLES_HEADER, stored_files, styles_line, write_catalogue
 from tests.factories import UserFactory, image_bytes
 
@@ -21,15 +23,29 @@ def test_first_import_creates_products_with_default_prices_and_images(tmp_path, 
     settings.CATALOG_DEFAULT_STOCK = 7
     folder = write_catalogue(
         tmp_path / "cat",
-        [styles_line(1, "Blue Jeans", article_type="Jeans"), styles_line(2, "Odd Thing", article_type="Gadgets")],
+        [
+            styles_line(1, "Blue Jeans", article_type="Jeans"),
+            styles_line(2, "Odd Thing", article_type="Gadgets"),
+        ],
         images=[1, 2],
     )
 
     report = import_catalogue(folder)
 
-    assert (report.created, report.updated, report.unchanged, report.rejected, report.without_image) == (2, 0, 0, 0, 0)
+    assert (report.created, report.updated, report.unchanged, report.rejected, report.without_image) == (
+        2,
+        0,
+        0,
+        0,
+        0,
+    )
     jeans, gadget = Product.objects.order_by("id")
-    assert (jeans.name, jeans.article_type, jeans.price, jeans.stock) == ("Blue Jeans", "Jeans", Decimal("49.99"), 7)
+    assert (jeans.name, jeans.article_type, jeans.price, jeans.stock) == (
+        "Blue Jeans",
+        "Jeans",
+        Decimal("49.99"),
+        7,
+    )
     assert gadget.price == Decimal("11.11")
     assert jeans.is_active and not jeans.is_demo
     assert jeans.image.name == "products/1.jpg"
@@ -45,7 +61,13 @@ def test_import_is_recorded_as_an_import_run(tmp_path, media_root):
 
     run = ImportRun.objects.get()
     assert report.run == run
-    assert (run.source, run.user, run.created, run.rejected, run.without_image) == (str(folder), admin, 1, 1, 0)
+    assert (run.source, run.user, run.created, run.rejected, run.without_image) == (
+        str(folder),
+        admin,
+        1,
+        1,
+        0,
+    )
     assert run.finished_at is not None
     assert run.rejected_rows == [
         {"line": 3, "id": "x", "reason": "id 'x' is not a whole number", "outcome": "rejected"}
@@ -66,7 +88,9 @@ def test_reimporting_the_same_files_changes_nothing(tmp_path, media_root):
 
 
 def test_changed_rows_and_images_are_updated_in_place(tmp_path, media_root):
-    folder = write_catalogue(tmp_path / "cat", [styles_line(1), styles_line(2), styles_line(3)], images=[1, 2, 3])
+    folder = write_catalogue(
+        tmp_path / "cat", [styles_line(1), styles_line(2), styles_line(3)], images=[1, 2, 3]
+    )
     import_catalogue(folder)
     new_picture = image_bytes(colour=(10, 200, 10))
     write_catalogue(
@@ -179,7 +203,9 @@ def test_broken_image_imports_the_row_without_image_and_reports_it(tmp_path, med
     assert all(p["reason"].startswith("broken image") for p in report.image_problems)
     assert not Product.objects.filter(image__gt="").exists()
     assert stored_files(media_root) == []
-    assert [entry["outcome"] for entry in ImportRun.objects.get().rejected_rows] == ["imported without image"] * 2
+    assert [entry["outcome"] for entry in ImportRun.objects.get().rejected_rows] == [
+        "imported without image"
+    ] * 2
 
 
 def test_broken_new_image_keeps_the_previous_one(tmp_path, media_root):
@@ -226,26 +252,30 @@ def test_demo_flag_marks_products_and_a_real_import_clears_it(tmp_path, media_ro
     assert not Product.objects.get(id=1).is_demo
 
 
-def test_products_with_new_or_changed_images_are_announced_after_commit(
-    tmp_path, media_root, django_capture_on_commit_callbacks
+def test_new_products_and_changed_images_are_announced_after_commit(
+    tmp_path, media_root, django_capture_on_commit_callbacks, monkeypatch
 ):
     announced = []
+    # Recorded instead of sent: the real listeners embed images with the CNN.
+    monkeypatch.setattr(
+        products_imported, "send", lambda sender, product_ids: announced.append(sorted(product_ids))
+    )
+    folder = write_catalogue(
+        tmp_path / "cat", [styles_line(1), styles_line(2), styles_line(3)], images=[1, 2]
+    )
 
-    def listener(sender, product_ids, **kwargs):
-        announced.append(sorted(product_ids))
+    with django_capture_on_commit_callbacks() as first_run:
+        import_catalogue(folder)
+    assert announced == []
+    for callback in first_run:
+        callback()
+    write_catalogue(
+        folder, [styles_line(1), styles_line(2), styles_line(3)], images={2: image_bytes((0, 0, 0))}
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        import_catalogue(folder)
 
-    product_images_changed.connect(listener)
-    try:
-        folder = write_catalogue(tmp_path / "cat", [styles_line(1), styles_line(2), styles_line(3)], images=[1, 2])
-        with django_capture_on_commit_callbacks(execute=True):
-            import_catalogue(folder)
-        write_catalogue(folder, [styles_line(1), styles_line(2), styles_line(3)], images={2: image_bytes((0, 0, 0))})
-        with django_capture_on_commit_callbacks(execute=True):
-            import_catalogue(folder)
-    finally:
-        product_images_changed.disconnect(listener)
-
-    assert announced == [[1, 2], [2]]
+    assert announced == [[1, 2, 3], [2]]
 
 
 def test_rows_are_written_in_batches_with_one_query_for_existing_products(
@@ -275,7 +305,9 @@ def test_refused_batch_is_retried_row_by_row(tmp_path, media_root, monkeypatch):
 
     monkeypatch.setattr(QuerySet, "bulk_create", refuse_bulk)
     monkeypatch.setattr(Product, "save", refuse_product_2)
-    folder = write_catalogue(tmp_path / "cat", [styles_line(1), styles_line(2), styles_line(3)], images=[1, 2, 3])
+    folder = write_catalogue(
+        tmp_path / "cat", [styles_line(1), styles_line(2), styles_line(3)], images=[1, 2, 3]
+    )
 
     report = import_catalogue(folder)
 
@@ -309,3 +341,23 @@ def test_stored_image_is_readable(tmp_path, media_root):
 
     with Product.objects.get(id=1).image.open("rb") as stored:
         assert Image.open(io.BytesIO(stored.read())).size == (60, 80)
+
+
+def test_interrupted_import_keeps_committed_batches_and_records_no_finish(tmp_path, media_root, monkeypatch):
+    folder = write_catalogue(tmp_path / "cat", [styles_line(i) for i in range(1, 5)], images=[1, 2, 3, 4])
+    storage = Product._meta.get_field("image").storage
+    original_save = storage.save
+
+    def disk_full_after_two(name, content, **kwargs):
+        if len(stored_files(media_root)) >= 2:
+            raise OSError(28, "No space left on device")
+        return original_save(name, content, **kwargs)
+
+    monkeypatch.setattr(storage, "save", disk_full_after_two)
+
+    with pytest.raises(OSError):
+        import_catalogue(folder, batch_size=2)
+
+    assert sorted(Product.objects.values_list("id", flat=True)) == [1, 2]
+    run = ImportRun.objects.get()
+    assert (run.created, run.finished_at) == (2, None)

@@ -1,4 +1,5 @@
 """Reading styles.csv: the raw dataset's quirks, header-driven columns, bad rows and files."""
+
 from decimal import Decimal
 
 import pytest
@@ -27,8 +28,8 @@ def test_bare_commas_stay_in_the_name():
 
 
 def test_bare_inch_mark_stays_in_the_name():
-    row = only_row(styles(styles_line(7491, name='Nike Women\'s EM Tempo 3.5" Pink Short')))
-    assert row.values["name"] == 'Nike Women\'s EM Tempo 3.5" Pink Short'
+    row = only_row(styles(styles_line(7491, name="Nike Women's EM Tempo 3.5\" Pink Short")))
+    assert row.values["name"] == "Nike Women's EM Tempo 3.5\" Pink Short"
 
 
 def test_name_quoted_by_a_csv_writer_loses_its_quotes():
@@ -57,9 +58,14 @@ def test_na_inside_a_value_is_kept():
 
 
 def test_windows_line_endings_bom_and_blank_lines():
-    data = b"\xef\xbb\xbf" + styles(styles_line(1, name="First"), "", styles_line(2, name="Second"), ending="\r\n")
+    data = b"\xef\xbb\xbf" + styles(
+        styles_line(1, name="First"), "", styles_line(2, name="Second"), ending="\r\n"
+    )
     result = read_styles(data)
-    assert [(row.line, row.id, row.values["name"]) for row in result.rows] == [(2, 1, "First"), (4, 2, "Second")]
+    assert [(row.line, row.id, row.values["name"]) for row in result.rows] == [
+        (2, 1, "First"),
+        (4, 2, "Second"),
+    ]
 
 
 def test_header_decides_column_order_and_optional_price_and_stock():

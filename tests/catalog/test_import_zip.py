@@ -1,11 +1,11 @@
 """Importing zip archives: both layouts, admin-style uploads, and hostile archives."""
+
 import stat
 import zipfile
 
 import pytest
 
-from catalog.importing import CatalogueFileError, import_catalogue, open_uploaded_catalogue
-from catalog.importing import sources
+from catalog.importing import CatalogueFileError, import_catalogue, open_uploaded_catalogue, sources
 from catalog.models import ImportRun, Product
 from tests.catalog.conftest import STYLES_HEADER, stored_files, styles_line, zip_bytes
 from tests.factories import image_bytes
@@ -24,7 +24,11 @@ def write_zip(path, members):
 def test_zip_of_the_catalogue_layout_imports(tmp_path, media_root, prefix):
     archive = write_zip(
         tmp_path / "catalogue.zip",
-        {f"{prefix}styles.csv": STYLES, f"{prefix}images/1.jpg": image_bytes(), f"{prefix}images/2.jpg": image_bytes()},
+        {
+            f"{prefix}styles.csv": STYLES,
+            f"{prefix}images/1.jpg": image_bytes(),
+            f"{prefix}images/2.jpg": image_bytes(),
+        },
     )
 
     report = import_catalogue(archive)
@@ -52,7 +56,8 @@ def test_corrupt_zip_is_refused(tmp_path, media_root):
 
 
 @pytest.mark.parametrize(
-    "evil_name", ["../../escaped.jpg", "images/../../1.jpg", "/tmp/absolute.jpg", "..\\..\\windows.jpg", "C:/x.jpg"]
+    "evil_name",
+    ["../../escaped.jpg", "images/../../1.jpg", "/tmp/absolute.jpg", "..\\..\\windows.jpg", "C:/x.jpg"],
 )
 def test_zip_with_path_traversal_is_refused_and_nothing_written(tmp_path, media_root, evil_name):
     archive = write_zip(

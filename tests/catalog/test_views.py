@@ -145,7 +145,7 @@ def test_product_card_has_image_or_placeholder_and_add_to_cart_form(client):
 
     assert f'src="{pictured.image.url}"' in page
     assert 'product-card__image--placeholder" aria-hidden="true">Caps</div>' in page
-    forms = re.findall(r'<form class="add-to-cart-form".*?</form>', page, re.S)
+    forms = re.findall(r'<form class="add-to-cart-form".*?</form>', page, re.DOTALL)
     assert len(forms) == 2  # the sold-out product has a disabled button instead
     assert all('name="next" value="/?season=Summer"' in form for form in forms)
     assert f'name="product_id" value="{plain.pk}"' in page
@@ -224,7 +224,7 @@ def test_product_page_tells_stock_and_disables_buying_when_sold_out(client, stoc
     page = client.get(product.get_absolute_url()).content.decode()
 
     assert f">{label}</p>" in page
-    form = re.search(r'<form class="add-to-cart-form product__buy".*?</form>', page, re.S).group(0)
+    form = re.search(r'<form class="add-to-cart-form product__buy".*?</form>', page, re.DOTALL).group(0)
     assert ("disabled" not in form) is buyable
     if buyable:
         assert f'max="{min(stock, 99)}"' in form

@@ -33,4 +33,3 @@ class Command(BaseCommand):
                 progress.close()
         if verbosity > 0:
             self.stdout.write("\n".join(report.text_lines()))
-        return None

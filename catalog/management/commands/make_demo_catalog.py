@@ -12,7 +12,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--count", type=int, default=settings.DEMO_CATALOG_SIZE, help="number of products")
+        parser.add_argument(
+            "--count", type=int, default=settings.DEMO_CATALOG_SIZE, help="number of products"
+        )
         parser.add_argument("--out", help="folder to write styles.csv and images/ into")
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="same seed, same catalogue")
         parser.add_argument(
