@@ -1,27 +1,20 @@
 """Search vectors: what the index holds and what queries are compared with.
 
-A search vector is the L2-normalised CNN feature vector and the L2-normalised colour
-histogram, concatenated with weights sqrt(1 - w) and sqrt(w) (w = settings.COLOUR_WEIGHT),
-so it has unit length and its cosine similarity is (1 - w) * shape + w * colour.
+A search vector mixes the CNN features and the colour signature of an image
+(recommender.embedding.combine, with w = settings.COLOUR_WEIGHT), so its cosine
+similarity is (1 - w) * shape + w * colour.
 """
 import numpy as np
 from django.conf import settings
 
+from .embedding import combine
 from .models import Embedding
-
-
-def _unit_rows(matrix):
-    matrix = np.atleast_2d(np.asarray(matrix, dtype=np.float32))
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)
 
 
 def search_vectors(cnn, colour, colour_weight=None):
     """Search vectors (one row each) for CNN and colour vectors (one row each)."""
     weight = settings.COLOUR_WEIGHT if colour_weight is None else colour_weight
-    return np.hstack(
-        [np.sqrt(1.0 - weight) * _unit_rows(cnn), np.sqrt(weight) * _unit_rows(colour)]
-    ).astype(np.float32)
+    return combine(np.atleast_2d(cnn), np.atleast_2d(colour), weight)
 
 
 def current_model_name():

@@ -42,6 +42,8 @@ class _TensorRef:
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
                        metadata=None):
+    if not isinstance(storage, _Storage):
+        raise UnsafeCheckpoint(f"tensor built from {type(storage).__name__} instead of a storage")
     # The storage bytes come after the pickle, so tensors are materialised later.
     return _TensorRef(storage, int(storage_offset), tuple(size), tuple(stride))
 
@@ -117,15 +119,19 @@ def read_legacy_state_dict(path):
         if _load_restricted(file) != LEGACY_PROTOCOL_VERSION:
             raise ValueError(f"{path} uses an unsupported PyTorch serialisation version")
         system_info = _load_restricted(file)
-        if not system_info.get("little_endian", False):
-            raise ValueError(f"{path} was written on a big-endian machine")
+        if not (isinstance(system_info, dict) and system_info.get("little_endian")):
+            raise ValueError(f"{path} was not written on a little-endian machine")
         unpickler = _StateDictUnpickler(file)
         state = unpickler.load()
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} does not hold a state dict")
         storage_keys = _load_restricted(file)
 
         data = {}
         for key in storage_keys:
-            storage = unpickler.storages[key]
+            storage = unpickler.storages.get(key)
+            if storage is None:
+                raise ValueError(f"{path}: storage {key} is listed but no tensor uses it")
             (count,) = np.frombuffer(file.read(8), dtype="<i8")
             if count != storage.size:
                 raise ValueError(f"{path}: storage {key} holds {count} values, expected {storage.size}")

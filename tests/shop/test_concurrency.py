@@ -3,6 +3,7 @@
 Each buyer is a separate test client in its own thread with its own database connection;
 a barrier releases all checkout requests at the same moment.
 """
+import copy
 import threading
 
 import pytest
@@ -103,7 +104,7 @@ def test_the_same_checkout_submitted_four_times_at_once_places_one_order():
     tabs = [first]
     for _ in range(3):  # more requests of the same browser session
         tab = Client()
-        tab.cookies = first.cookies
+        tab.cookies = copy.deepcopy(first.cookies)  # same session, own cookie jar per thread
         tabs.append(tab)
     data = {**SHIPPING, "cart": cart.pk}
 
@@ -112,7 +113,8 @@ def test_the_same_checkout_submitted_four_times_at_once_places_one_order():
     assert errors == []
     assert Order.objects.count() == 1
     assert Product.objects.get(pk=product.pk).stock == 8
-    assert sum(is_confirmation(response) for response in responses) == 1
     confirmation = reverse("shop:order_confirmation", args=[Order.objects.get().number])
     # Depending on timing a repeat lands on the order itself or on the order history.
-    assert {response.url for response in responses} <= {confirmation, reverse("shop:order_history")}
+    urls = [response.url for response in responses]
+    assert confirmation in urls
+    assert set(urls) <= {confirmation, reverse("shop:order_history")}
