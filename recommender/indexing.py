@@ -226,19 +226,27 @@ def _send_embedding_tasks(product_ids):
         send_task(embed_products_task, list(chunk))
 
 
+def index_is_stale(model_name=None):
+    """True when vectors exist that the current index build does not hold (or no build
+    is usable)."""
+    model_name = model_name or current_model_name()
+    vectors = Embedding.objects.filter(model_name=model_name)
+    latest = IndexBuild.objects.filter(status=IndexBuild.Status.READY, model_name=model_name).first()
+    try:
+        annoy_index.current_index(model_name)
+    except annoy_index.IndexUnavailable:
+        return vectors.exists()
+    if latest is None:
+        return vectors.exists()
+    return vectors.filter(updated_at__gt=latest.vectors_until).exists()
+
+
 def sweep():
     """Queue whatever was missed (a dead broker, a lost message) and refresh a stale index."""
     pending = products_needing_embedding()
     if pending:
         _send_embedding_tasks(pending)
-    latest = IndexBuild.objects.filter(status=IndexBuild.Status.READY, model_name=current_model_name()).first()
-    stale = latest is None or Embedding.objects.filter(
-        model_name=current_model_name(), updated_at__gt=latest.vectors_until
-    ).exists()
-    try:
-        annoy_index.current_index(current_model_name())
-    except annoy_index.IndexUnavailable:
-        stale = True
-    if stale and Embedding.objects.filter(model_name=current_model_name()).exists():
+    stale = index_is_stale()
+    if stale:
         request_index_rebuild()
     return {"queued": len(pending), "index_stale": stale}

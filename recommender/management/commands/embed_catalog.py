@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from catalog.models import Product
-from recommender.indexing import embed_products, products_needing_embedding, rebuild_index
+from recommender.indexing import embed_products, index_is_stale, products_needing_embedding, rebuild_index
 
 
 class Command(BaseCommand):
@@ -25,6 +25,6 @@ class Command(BaseCommand):
         )
         for product_id, reason in report.failed[:20]:
             self.stdout.write(f"  product {product_id}: {reason}")
-        if not options["no_index"] and (report.embedded or options["all"]):
+        if not options["no_index"] and index_is_stale():
             build = rebuild_index()
             self.stdout.write(self.style.SUCCESS(f"Index build {build.pk}: {build.item_count} items."))

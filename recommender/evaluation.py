@@ -1,0 +1,335 @@
+"""Measuring visual search: how often the neighbours are the right kind of product, and
+how closely the Annoy index follows exact search.
+
+The benchmarks in bench/ and the quality tests both call these functions, so a number in
+a benchmark report and a threshold in a test always mean the same thing.
+
+Protocols:
+
+- Catalogue (leave-one-out): every product of a labelled sample is a query; its ``k``
+  nearest other products by exact cosine on search vectors are its results. P@k is the
+  share of results of the same article type (and, stricter, the same type and colour).
+- Shopper photos: real photos, uploaded as a shopper would, are queries against the
+  catalogue sample. A result is right when its article type is one a shopper means by
+  the photo's label (``PHOTO_LABEL_TYPES``).
+- Index: the share of Annoy's first ``k`` results that are as near as exact search's
+  ``k``-th result (ties between identical photos count as found).
+"""
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .vectors import exact_neighbours, search_vectors
+
+EVALUATION_BATCH_SIZE = 64
+TOP_K = 5
+DEFAULT_COLOUR_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+# A shopper photo's label -> catalogue article types a shopper would accept for it.
+# Labels without a catalogue counterpart are left out: "Body" (baby bodysuits, all photos
+# of children). Blazers are rare in the catalogue, so jackets count for a blazer photo.
+PHOTO_LABEL_TYPES = {
+    "T-Shirt": ("Tshirts", "Lounge Tshirts"),
+    "Polo": ("Tshirts",),
+    "Longsleeve": ("Tshirts", "Sweatshirts", "Tops", "Sweaters"),
+    "Shirt": ("Shirts",),
+    "Top": ("Tops", "Shirts", "Tunics"),
+    "Blouse": ("Tops", "Shirts", "Tunics"),
+    "Undershirt": ("Innerwear Vests", "Tshirts", "Camisoles"),
+    "Hoodie": ("Sweatshirts", "Jackets"),
+    "Outwear": ("Jackets", "Sweaters", "Sweatshirts", "Rain Jacket", "Nehru Jackets", "Blazers"),
+    "Blazer": ("Blazers", "Jackets", "Nehru Jackets"),
+    "Dress": ("Dresses",),
+    "Skirt": ("Skirts",),
+    "Pants": ("Trousers", "Jeans", "Track Pants", "Lounge Pants", "Jeggings", "Leggings", "Capris"),
+    "Shorts": ("Shorts", "Lounge Shorts"),
+    "Shoes": (
+        "Casual Shoes", "Sports Shoes", "Formal Shoes", "Heels", "Flats", "Sandals",
+        "Flip Flops", "Sports Sandals", "Booties",
+    ),
+    "Hat": ("Caps", "Hat"),
+}
+
+
+@dataclass
+class LabelledImages:
+    """Images of a sample with their labels and vectors (one row per image).
+
+    ``keys`` are product ids (catalogue) or photo names (shopper photos); ``labels`` maps
+    a label name (``"article_type"``, ``"base_colour"``, ``"label"``...) to one value per
+    image; ``cnn`` and ``colour`` are the embedder's and the colour signature's vectors.
+    """
+
+    keys: list
+    labels: dict
+    cnn: np.ndarray
+    colour: np.ndarray
+
+    def __len__(self):
+        return len(self.keys)
+
+    def search_vectors(self, colour_weight):
+        return search_vectors(self.cnn, self.colour, colour_weight)
+
+    def subset(self, mask):
+        mask = np.asarray(mask)
+        return LabelledImages(
+            keys=[key for key, keep in zip(self.keys, mask) if keep],
+            labels={name: values[mask] for name, values in self.labels.items()},
+            cnn=self.cnn[mask],
+            colour=self.colour[mask],
+        )
+
+    def save(self, path):
+        """Keep computed vectors in an .npz file, to measure again without the CNN."""
+        np.savez(
+            path,
+            keys=np.asarray(self.keys),
+            cnn=self.cnn,
+            colour=self.colour,
+            **{f"label_{name}": values for name, values in self.labels.items()},
+        )
+
+    @classmethod
+    def load(cls, path):
+        with np.load(path, allow_pickle=False) as data:
+            labels = {name[len("label_"):]: data[name] for name in data.files if name.startswith("label_")}
+            return cls(keys=data["keys"].tolist(), labels=labels, cnn=data["cnn"], colour=data["colour"])
+
+
+def catalogue_sample_rows(folder):
+    """(product id, image path, article type, base colour) of a styles.csv + images/ folder.
+
+    styles.csv is read by the catalogue importer's reader (the raw file has bare commas
+    in names); products without an image file are left out.
+    """
+    from catalog.importing.styles import read_styles
+
+    folder = Path(folder)
+    styles = read_styles((folder / "styles.csv").read_bytes())
+    rows = []
+    for row in styles.rows:
+        path = folder / "images" / f"{row.id}.jpg"
+        if path.exists():
+            rows.append((row.id, path, row.values.get("article_type", ""), row.values.get("base_colour", "")))
+    return rows
+
+
+def shopper_photo_rows(folder, include_kids=False):
+    """(photo name, image path, label, kids) of the shopper photos whose label has catalogue
+    counterparts (``PHOTO_LABEL_TYPES``); photos of children's clothes only on request."""
+    folder = Path(folder)
+    rows = []
+    with open(folder / "images.csv", newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            if row["label"] not in PHOTO_LABEL_TYPES:
+                continue
+            kids = row["kids"].strip().lower() == "true"
+            if kids and not include_kids:
+                continue
+            path = folder / "images" / f"{row['image']}.jpg"
+            if path.exists():
+                rows.append((row["image"], path, row["label"], kids))
+    return rows
+
+
+def embed_image_files(paths, embedder=None, batch_size=EVALUATION_BATCH_SIZE, progress=None):
+    """CNN and colour vectors of image files, as indexing computes them for products.
+
+    Returns ``(cnn, colour, failed)``: arrays with one row per readable file, and the
+    positions of files that could not be read.
+    """
+    from .embedding import InvalidImage, colour_descriptor, get_embedder, prepare_image
+
+    embedder = embedder or get_embedder()
+    cnn_rows, colour_rows, failed = [], [], []
+    for start in range(0, len(paths), batch_size):
+        arrays = []
+        for position in range(start, min(start + batch_size, len(paths))):
+            try:
+                arrays.append(prepare_image(paths[position]))
+            except (InvalidImage, OSError):
+                failed.append(position)
+        if arrays:
+            cnn_rows.append(embedder.embed_images(arrays, batch_size=batch_size))
+            colour_rows.append(np.stack([colour_descriptor(array) for array in arrays]))
+        if progress:
+            progress(min(start + batch_size, len(paths)))
+    if not cnn_rows:
+        return np.empty((0, 0), np.float32), np.empty((0, 0), np.float32), failed
+    return np.concatenate(cnn_rows), np.concatenate(colour_rows), failed
+
+
+def _labelled(keys, labels, cnn, colour, failed):
+    keep = np.ones(len(keys), dtype=bool)
+    keep[failed] = False
+    return LabelledImages(
+        keys=[key for key, kept in zip(keys, keep) if kept],
+        labels={name: np.asarray(values)[keep] for name, values in labels.items()},
+        cnn=cnn,
+        colour=colour,
+    )
+
+
+def embed_catalogue_sample(folder, embedder=None, progress=None):
+    """Vectors and article type / base colour of every product of a catalogue folder."""
+    rows = catalogue_sample_rows(folder)
+    cnn, colour, failed = embed_image_files([row[1] for row in rows], embedder, progress=progress)
+    labels = {"article_type": [row[2] for row in rows], "base_colour": [row[3] for row in rows]}
+    return _labelled([row[0] for row in rows], labels, cnn, colour, failed)
+
+
+def embed_shopper_photos(folder, embedder=None, include_kids=False, progress=None):
+    """Vectors, label and "kids" flag of the usable shopper photos of a folder."""
+    rows = shopper_photo_rows(folder, include_kids=include_kids)
+    cnn, colour, failed = embed_image_files([row[1] for row in rows], embedder, progress=progress)
+    labels = {"label": [row[2] for row in rows], "kids": [row[3] for row in rows]}
+    return _labelled([row[0] for row in rows], labels, cnn, colour, failed)
+
+
+def nearest_rows(queries, vectors, k=TOP_K, exclude_self=False, block=512):
+    """Row numbers of the ``k`` nearest ``vectors`` (cosine) of each query, nearest first.
+
+    With ``exclude_self`` the queries are ``vectors`` themselves and a row is never its
+    own neighbour (leave-one-out).
+    """
+    result = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), block):
+        similarity = queries[start:start + block] @ vectors.T
+        if exclude_self:
+            rows = np.arange(similarity.shape[0])
+            similarity[rows, rows + start] = -np.inf
+        top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1, kind="stable")
+        result[start:start + len(similarity)] = np.take_along_axis(top, order, axis=1)
+    return result
+
+
+def leave_one_out_precision(sample, colour_weight, k=TOP_K):
+    """P@k of the catalogue protocol for one colour weight.
+
+    Returns ``{"article_type": ..., "article_type_and_colour": ...}``.
+    """
+    vectors = sample.search_vectors(colour_weight)
+    neighbours = nearest_rows(vectors, vectors, k, exclude_self=True)
+    types = sample.labels["article_type"]
+    colours = sample.labels["base_colour"]
+    same_type = types[neighbours] == types[:, None]
+    same_colour = colours[neighbours] == colours[:, None]
+    return {
+        "article_type": float(same_type.mean()),
+        "article_type_and_colour": float((same_type & same_colour).mean()),
+    }
+
+
+def colour_weight_sweep(sample, weights=DEFAULT_COLOUR_WEIGHTS, k=TOP_K):
+    """Leave-one-out P@k for each colour weight: a list of rows, one per weight."""
+    return [{"colour_weight": weight, **leave_one_out_precision(sample, weight, k)} for weight in weights]
+
+
+def choose_colour_weight(sweep, min_type=0.70, min_type_and_colour=0.27):
+    """The weight with the best type+colour P@k among those whose type P@k stays above
+    ``min_type``; None when no weight meets both floors."""
+    meeting = [
+        row for row in sweep
+        if row["article_type"] >= min_type and row["article_type_and_colour"] >= min_type_and_colour
+    ]
+    if not meeting:
+        return None
+    return max(meeting, key=lambda row: (row["article_type_and_colour"], row["article_type"]))["colour_weight"]
+
+
+def shopper_photo_precision(photos, catalogue, colour_weight, k=TOP_K):
+    """P@k "right kind" of shopper photos searched against a catalogue sample.
+
+    Returns ``{"overall": ..., "queries": n, "per_label": {label: {"p_at_k", "queries"}}}``.
+    """
+    neighbours = nearest_rows(photos.search_vectors(colour_weight), catalogue.search_vectors(colour_weight), k)
+    found_types = catalogue.labels["article_type"][neighbours]
+    labels = photos.labels["label"]
+    right = np.array(
+        [np.isin(found_types[row], PHOTO_LABEL_TYPES[label]) for row, label in enumerate(labels)]
+    ).reshape(len(labels), k)
+    per_label = {
+        label: {"p_at_k": float(right[labels == label].mean()), "queries": int((labels == label).sum())}
+        for label in sorted(set(labels.tolist()))
+    }
+    return {"overall": float(right.mean()), "queries": len(labels), "per_label": per_label}
+
+
+def scratch_index(folder, vectors, n_trees, build_id=1):
+    """Build an index of ``vectors`` with the shop's own build code in ``folder`` and load it.
+
+    Returns ``(loaded index, build seconds, file bytes)``. Item i of the index is row i.
+    """
+    from django.test import override_settings
+
+    from . import index as annoy_index
+
+    folder = Path(folder)
+    with override_settings(INDEX_DIR=folder):
+        annoy_index.forget_loaded_index()
+        started = time.perf_counter()
+        ann_name = annoy_index.write_build(
+            build_id, vectors, np.arange(len(vectors)), n_trees, {"model_name": "evaluation"}
+        )
+        seconds = time.perf_counter() - started
+        loaded = annoy_index.current_index()
+        annoy_index.forget_loaded_index()
+    return loaded, seconds, (folder / ann_name).stat().st_size
+
+
+def index_recall(loaded, vectors, search_k, queries, k=TOP_K, count=None):
+    """Recall@k of a loaded index against exact search, and the index's time per query.
+
+    Each query row is searched by its vector for ``count`` (default ``k + 1``) neighbours,
+    itself left out, as the product page does. Returns ``{"recall", "ms_per_query"}``.
+    """
+    count = count or k + 1
+    recall, seconds = [], 0.0
+    ids = np.arange(len(vectors))
+    for row in queries:
+        started = time.perf_counter()
+        hits = loaded.neighbours_of_vector(vectors[row], count, search_k=search_k)
+        seconds += time.perf_counter() - started
+        found = [item for item, _ in hits if item != row][:k]
+        exact = [item for item, _ in exact_neighbours(vectors[row], ids, vectors, k + 1) if item != row][:k]
+        kth_similarity = float(vectors[exact[-1]] @ vectors[row])
+        similarity = vectors[found] @ vectors[row] if found else np.empty(0)
+        recall.append(np.sum(similarity >= kth_similarity - 1e-6) / k)
+    return {"recall": float(np.mean(recall)), "ms_per_query": 1000 * seconds / len(queries)}
+
+
+def item_lookup_ms(loaded, items, count, search_k):
+    """Mean milliseconds of the index's get_nns_by_item for ``count`` neighbours."""
+    started = time.perf_counter()
+    for item in items:
+        loaded.annoy.get_nns_by_item(int(item), count, search_k=search_k)
+    return 1000 * (time.perf_counter() - started) / len(items)
+
+
+def synthetic_catalogue(sample, size, noise=0.5, seed=0):
+    """CNN and colour vectors for a catalogue of ``size`` products grown from a real sample.
+
+    The sample's own vectors come first; each extra product is a random real one with
+    Gaussian noise of relative length ``noise`` on both parts, so neighbourhoods stay as
+    crowded and as varied as the real catalogue's.
+    """
+    rng = np.random.default_rng(seed)
+    extra = size - len(sample)
+    if extra <= 0:
+        return sample.cnn[:size], sample.colour[:size]
+    source = rng.integers(0, len(sample), extra)
+
+    def noisy(vectors):
+        base = vectors[source]
+        scale = np.linalg.norm(base, axis=1, keepdims=True) * noise / np.sqrt(vectors.shape[1])
+        return (base + rng.normal(size=base.shape).astype(np.float32) * scale).astype(np.float32)
+
+    # Colour signatures are square roots of histograms: keep them non-negative.
+    return (
+        np.concatenate([sample.cnn, noisy(sample.cnn)]),
+        np.concatenate([sample.colour, np.abs(noisy(sample.colour))]),
+    )
