@@ -3,6 +3,8 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
+from recommender.services import recommended_for, record_view, similar_products
+
 from .filters import FACETS, active_filters, facet_counts, filter_products
 from .models import Product
 
@@ -62,6 +64,8 @@ def product_list(request):
             "facets": facets,
             "active_filters": removable,
             "search": chosen.get("q", ""),
+            # "Recommended for you" on the home page only, not on filtered or later pages.
+            "recommended_products": recommended_for(request) if not chosen and page.number == 1 else [],
         },
     )
 
@@ -78,6 +82,7 @@ def stock_label(product):
 def product_detail(request, pk):
     """One product with all its attributes; inactive products do not exist for shoppers."""
     product = get_object_or_404(Product.objects.visible(), pk=pk)
+    record_view(request, product)
     return render(
         request,
         "catalog/product_detail.html",
@@ -85,5 +90,6 @@ def product_detail(request, pk):
             "product": product,
             "stock_label": stock_label(product),
             "max_quantity": min(product.stock, settings.CART_MAX_QUANTITY),
+            "similar_products": similar_products(product),
         },
     )

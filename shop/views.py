@@ -14,6 +14,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from recommender.services import recommended_for
+
 from .forms import ShippingForm, SignupForm
 from .models import Cart, Order
 from .services import (
@@ -143,7 +145,12 @@ def cart_detail(request):
     """The cart page: lines with quantity forms, totals and the way to checkout."""
     lines = cart_lines(get_cart(request))
     count, total = cart_totals(lines)
-    return render(request, "shop/cart.html", {"rows": _cart_rows(lines), "count": count, "total": total})
+    recommended = recommended_for(request, cart_product_ids=[line.product_id for line in lines])
+    return render(
+        request,
+        "shop/cart.html",
+        {"rows": _cart_rows(lines), "count": count, "total": total, "recommended_products": recommended},
+    )
 
 
 def _placed_orders(request):

@@ -26,6 +26,20 @@ def clothing_photos():
     return CLOTHING_PHOTOS
 
 
+@pytest.fixture(autouse=True)
+def fresh_index_dir(settings, tmp_path):
+    """Each test gets its own index folder, no loaded build and an empty cache."""
+    from django.core.cache import cache
+
+    from recommender import index as annoy_index
+
+    settings.INDEX_DIR = tmp_path / "index"
+    annoy_index.forget_loaded_index()
+    cache.clear()
+    yield settings.INDEX_DIR
+    annoy_index.forget_loaded_index()
+
+
 @pytest.fixture
 def user(db):
     return UserFactory()

@@ -2,19 +2,9 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from recommender import index as annoy_index
 from recommender.models import Embedding
 from recommender.vectors import current_model_name
 from tests.factories import ProductFactory
-
-
-@pytest.fixture(autouse=True)
-def fresh_index_dir(settings, tmp_path):
-    """Each test gets its own index folder and no loaded build."""
-    settings.INDEX_DIR = tmp_path / "index"
-    annoy_index.forget_loaded_index()
-    yield settings.INDEX_DIR
-    annoy_index.forget_loaded_index()
 
 
 def store_vectors(product, cnn, colour=None, checksum="x"):
