@@ -41,7 +41,7 @@ test: install-dev browser
 ## The database tests against PostgreSQL (server on 127.0.0.1:5432, trust auth).
 test-postgres: install-dev
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/storefront} \
-		$(BIN)/pytest -m "not slow and not browser" $(PYTEST_ARGS)
+		$(BIN)/pytest -m "not browser and (celery_worker or not slow)" $(PYTEST_ARGS)
 
 ## Headless Chromium for the browser tests (Debian packages; needs root and apt).
 browser:

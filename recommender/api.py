@@ -1,6 +1,7 @@
 """Visual search over the API: similar products, search by photo, recommendations."""
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import filesizeformat
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -39,7 +40,7 @@ class PhotoSearchInput(SearchOptions):
 
     def validate_image(self, image):
         if image.size > settings.PHOTO_UPLOAD_MAX_BYTES:
-            raise ValidationError(f"The image is larger than {settings.PHOTO_UPLOAD_MAX_BYTES // (1024 * 1024)} MB.")
+            raise ValidationError(f"The image is larger than {filesizeformat(settings.PHOTO_UPLOAD_MAX_BYTES)}.")
         return image
 
 

@@ -1,5 +1,6 @@
 from django import forms
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 from catalog.models import Product
 
@@ -32,8 +33,8 @@ class PhotoSearchForm(forms.Form):
     def clean_photo(self):
         photo = self.cleaned_data.get("photo")
         if photo and photo.size > settings.PHOTO_UPLOAD_MAX_BYTES:
-            limit = settings.PHOTO_UPLOAD_MAX_BYTES // (1024 * 1024)
-            raise forms.ValidationError(f"This photo is too large: the limit is {limit} MB.")
+            limit = filesizeformat(settings.PHOTO_UPLOAD_MAX_BYTES)
+            raise forms.ValidationError(f"This photo is too large: the limit is {limit}.")
         return photo
 
     def clean(self):

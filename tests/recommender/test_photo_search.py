@@ -1,0 +1,330 @@
+"""Search by photo (/visual/search/): uploads of real images, catalogue photos, bad input."""
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image, ImageDraw
+
+from recommender import embedding
+from recommender.indexing import embed_products, rebuild_index
+from recommender.models import Embedding
+from tests.factories import ProductFactory
+
+from .conftest import store_vectors
+
+pytestmark = pytest.mark.django_db
+
+SEARCH_URL = "/visual/search/"
+RED, BLUE, GREEN, YELLOW = (200, 30, 30), (30, 60, 200), (30, 160, 60), (230, 200, 40)
+
+
+def garment_photo(colour, fmt="JPEG", size=(240, 320), mode="RGB"):
+    """A product-like photo: a coloured garment shape on a white background, encoded."""
+    image = Image.new("RGB", size, (255, 255, 255))
+    width, height = size
+    ImageDraw.Draw(image).rounded_rectangle(
+        (width * 0.2, height * 0.1, width * 0.8, height * 0.9), radius=min(size) // 8, fill=colour
+    )
+    if mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def upload(data, name="photo.jpg", content_type="image/jpeg"):
+    return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+def result_ids(response):
+    """Ids of the products in the results grid, in order."""
+    html = response.content.decode()
+    assert "data-search-results" in html, "the page shows no results grid"
+    grid = html.split("data-search-results", 1)[1].split("</section>", 1)[0]
+    return [int(pk) for pk in re.findall(r'name="product_id" value="(\d+)"', grid)]
+
+
+def add_to_cart_forms(response):
+    html = response.content.decode()
+    grid = html.split("data-search-results", 1)[1].split("</section>", 1)[0]
+    return grid.count('class="add-to-cart-form"')
+
+
+def preview_image(response):
+    """The "Your photo" preview, decoded from its data: URL."""
+    match = re.search(r'src="data:image/jpeg;base64,([^"]+)"', response.content.decode())
+    assert match, "no inline preview of the uploaded photo"
+    return Image.open(io.BytesIO(base64.b64decode(match.group(1)))).convert("RGB")
+
+
+def stored_media(media_root):
+    return sorted(str(p.relative_to(media_root)) for p in media_root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def no_cnn(monkeypatch):
+    """Fails the test if anything asks for the CNN."""
+
+    def refuse():
+        raise AssertionError("the CNN was loaded")
+
+    monkeypatch.setattr(embedding, "get_embedder", refuse)
+
+
+@pytest.fixture
+def embedded_catalogue(media_root):
+    """16 products with real photos (4 colours x gender/category), embedded and indexed."""
+    products = []
+    for colour_name, colour in {"Red": RED, "Blue": BLUE, "Green": GREEN, "Yellow": YELLOW}.items():
+        for gender, category in [("Women", "Apparel"), ("Women", "Footwear"), ("Men", "Apparel"), ("Men", "Footwear")]:
+            product = ProductFactory(
+                base_colour=colour_name,
+                gender=gender,
+                master_category=category,
+                image=ContentFile(garment_photo(colour), name="photo.jpg"),
+            )
+            products.append(product)
+    report = embed_products([p.pk for p in products])
+    assert report.embedded == len(products)
+    rebuild_index()
+    return products
+
+
+def test_the_page_shows_the_form_and_example_photos(client, media_root):
+    with_photo = [ProductFactory(image=ContentFile(garment_photo(RED), name="x.jpg")) for _ in range(3)]
+    ProductFactory()  # no photo: not offered as an example
+
+    response = client.get(SEARCH_URL)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'enctype="multipart/form-data"' in html
+    assert 'name="photo"' in html
+    assert "csrfmiddlewaretoken" in html
+    examples = re.findall(r'href="/visual/search/\?product=(\d+)"', html)
+    assert sorted(map(int, examples)) == sorted(p.pk for p in with_photo)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fmt, content_type, colour, colour_name",
+    [("JPEG", "image/jpeg", RED, "Red"), ("PNG", "image/png", BLUE, "Blue"), ("WEBP", "image/webp", GREEN, "Green")],
+)
+def test_uploaded_photo_finds_five_products_with_add_to_cart(
+    client, embedded_catalogue, media_root, fmt, content_type, colour, colour_name
+):
+    files_before = stored_media(media_root)
+
+    response = client.post(
+        SEARCH_URL, {"photo": upload(garment_photo(colour, fmt), f"mine.{fmt.lower()}", content_type)}
+    )
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Your photo" in html
+    ids = result_ids(response)
+    assert len(ids) == 5
+    assert add_to_cart_forms(response) == 5
+    by_id = {p.pk: p for p in embedded_catalogue}
+    # Same shape everywhere: colour decides, so the same-coloured products come first.
+    assert {by_id[pk].base_colour for pk in ids[:4]} == {colour_name}
+    preview = np.asarray(preview_image(response), dtype=np.int16)
+    assert np.abs(preview[112, 112] - np.array(colour)).max() < 40
+    assert stored_media(media_root) == files_before, "the upload must not be stored"
+
+
+@pytest.mark.slow
+def test_filters_restrict_photo_results(client, embedded_catalogue):
+    response = client.post(
+        SEARCH_URL, {"photo": upload(garment_photo(RED)), "gender": "Women", "masterCategory": "Footwear"}
+    )
+
+    assert response.status_code == 200
+    ids = result_ids(response)
+    expected = {p.pk for p in embedded_catalogue if p.gender == "Women" and p.master_category == "Footwear"}
+    assert set(ids) == expected  # 4 products match both filters
+    assert ids[0] == next(p.pk for p in embedded_catalogue if p.pk in expected and p.base_colour == "Red")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["L", "CMYK"])
+def test_greyscale_and_cmyk_jpegs_are_searched(client, embedded_catalogue, mode):
+    response = client.post(SEARCH_URL, {"photo": upload(garment_photo(BLUE, mode=mode))})
+
+    assert response.status_code == 200
+    assert len(result_ids(response)) == 5
+    preview_image(response)
+
+
+@pytest.mark.slow
+def test_exif_rotated_photo_is_turned_upright(client, embedded_catalogue):
+    # Stored 120 wide x 240 high; EXIF orientation 6 says "rotate 90 degrees": upright it
+    # is landscape, so the preview has white bands above and below, not at the sides.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (120, 240), RED).save(buffer, "JPEG", exif=exif)
+    data = buffer.getvalue()
+
+    response = client.post(SEARCH_URL, {"photo": upload(data)})
+
+    assert response.status_code == 200
+    assert len(result_ids(response)) == 5
+    preview = np.asarray(preview_image(response), dtype=np.int16)
+    assert preview[5, 112].min() > 230  # top band: white
+    assert np.abs(preview[112, 5] - np.array(RED)).max() < 40  # left edge: the red photo
+
+
+def test_text_file_named_like_a_photo_is_refused_clearly(client, media_root, no_cnn):
+    ProductFactory()
+    files_before = stored_media(media_root)
+
+    response = client.post(SEARCH_URL, {"photo": upload(b"just some text, not a photo\n" * 20, "photo.jpg")})
+
+    assert response.status_code == 400
+    assert "This file is not an image we can read" in response.content.decode()
+    assert "data-search-results" not in response.content.decode()
+    assert stored_media(media_root) == files_before
+
+
+def test_damaged_jpeg_is_refused_clearly(client, no_cnn):
+    data = garment_photo(RED)[:200]
+
+    response = client.post(SEARCH_URL, {"photo": upload(data)})
+
+    assert response.status_code == 400
+    assert "damaged or incomplete" in response.content.decode()
+
+
+def test_empty_post_asks_for_a_photo(client):
+    response = client.post(SEARCH_URL, {})
+
+    assert response.status_code == 400
+    assert "Choose a photo to search with." in response.content.decode()
+
+
+def test_photo_with_too_many_pixels_is_refused(client, no_cnn):
+    # 50 megapixels in a few kilobytes: a one-colour 1-bit PNG.
+    buffer = io.BytesIO()
+    Image.new("1", (10_000, 5_000), 1).save(buffer, "PNG")
+    assert len(buffer.getvalue()) < 200_000
+
+    response = client.post(SEARCH_URL, {"photo": upload(buffer.getvalue(), "big.png", "image/png")})
+
+    assert response.status_code == 400
+    assert "This image is too large (10000x5000 pixels)" in response.content.decode()
+
+
+def test_pixel_limit_follows_the_setting(client, settings, no_cnn):
+    settings.IMAGE_MAX_PIXELS = 10_000
+
+    response = client.post(SEARCH_URL, {"photo": upload(garment_photo(RED, size=(120, 160)))})
+
+    assert response.status_code == 400
+    assert "This image is too large (120x160 pixels). Please use a photo of at most 0.01 megapixels." in (
+        response.content.decode()
+    )
+
+
+def test_file_over_the_upload_limit_is_refused(client, settings, no_cnn):
+    settings.PHOTO_UPLOAD_MAX_BYTES = 2_000
+    data = garment_photo(RED, fmt="PNG", size=(400, 400)) + b"\0" * 3_000
+
+    response = client.post(SEARCH_URL, {"photo": upload(data, "photo.png", "image/png")})
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert re.search(r"This photo is too large: the limit is 2\.0\sKB\.", html)
+
+
+@pytest.fixture
+def stored_vector_catalogue(media_root):
+    """12 products with photos whose vectors are stored (two clusters of 6), indexed."""
+    rng = np.random.default_rng(3)
+    products = []
+    for cluster in range(2):
+        centre = np.eye(2, 16, dtype=np.float32)[cluster] * 10
+        for _ in range(6):
+            product = ProductFactory(
+                article_type=f"type{cluster}", image=ContentFile(garment_photo(RED), name="x.jpg")
+            )
+            store_vectors(product, centre + rng.normal(0, 0.5, 16))
+            products.append(product)
+    rebuild_index()
+    return products
+
+
+def test_catalogue_photo_search_uses_stored_vectors_without_the_cnn(client, stored_vector_catalogue, no_cnn):
+    query = stored_vector_catalogue[0]
+
+    response = client.get(SEARCH_URL, {"product": query.pk})
+
+    assert response.status_code == 200
+    ids = result_ids(response)
+    assert len(ids) == 5
+    assert query.pk not in ids
+    assert set(ids) == {p.pk for p in stored_vector_catalogue[1:6]}
+    assert add_to_cart_forms(response) == 5
+    assert query.image.url in response.content.decode()
+
+
+def test_catalogue_photo_search_of_unknown_or_inactive_product_is_404(client, stored_vector_catalogue):
+    hidden = stored_vector_catalogue[0]
+    hidden.is_active = False
+    hidden.save()
+
+    assert client.get(SEARCH_URL, {"product": 999_999_999}).status_code == 404
+    assert client.get(SEARCH_URL, {"product": hidden.pk}).status_code == 404
+
+
+def test_catalogue_photo_search_of_a_product_without_photo_answers(client, stored_vector_catalogue, no_cnn):
+    bare = ProductFactory()
+
+    response = client.get(SEARCH_URL, {"product": bare.pk})
+
+    assert response.status_code == 200
+    assert "No matching items are in stock right now." in response.content.decode()
+
+
+def test_catalogue_photo_search_with_a_bad_product_number_says_so(client):
+    response = client.get(SEARCH_URL, {"product": "abc"})
+
+    assert response.status_code == 400
+    assert "Enter a whole number." in response.content.decode()
+
+
+def test_unknown_filter_value_is_refused_with_a_message(client, stored_vector_catalogue):
+    response = client.get(SEARCH_URL, {"product": stored_vector_catalogue[0].pk, "gender": "Martians"})
+
+    assert response.status_code == 400
+    assert "Select a valid choice." in response.content.decode()
+
+
+def test_catalogue_photo_search_filters_results(client, stored_vector_catalogue, no_cnn):
+    women = stored_vector_catalogue[3:5]
+    for product in women:
+        product.gender = "Women"
+        product.save()
+
+    response = client.get(SEARCH_URL, {"product": stored_vector_catalogue[0].pk, "gender": "Women"})
+
+    assert response.status_code == 200
+    assert set(result_ids(response)) == {p.pk for p in women}
+
+
+def test_embedding_rows_are_untouched_by_searches(client, stored_vector_catalogue):
+    before = list(Embedding.objects.order_by("pk").values_list("pk", "updated_at"))
+
+    client.get(SEARCH_URL, {"product": stored_vector_catalogue[0].pk})
+
+    assert list(Embedding.objects.order_by("pk").values_list("pk", "updated_at")) == before
