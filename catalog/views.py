@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
 from recommender.services import recommended_for, record_view, similar_products
+from shop.services import cart_lines, get_cart
 
 from .filters import FACETS, active_filters, facet_counts, filter_products
 from .models import Product
@@ -65,9 +66,14 @@ def product_list(request):
             "active_filters": removable,
             "search": chosen.get("q", ""),
             # "Recommended for you" on the home page only, not on filtered or later pages.
-            "recommended_products": recommended_for(request) if not chosen and page.number == 1 else [],
+            "recommended_products": _recommended(request) if not chosen and page.number == 1 else [],
         },
     )
+
+
+def _recommended(request):
+    in_cart = [line.product_id for line in cart_lines(get_cart(request))]
+    return recommended_for(request, cart_product_ids=in_cart)
 
 
 def stock_label(product):

@@ -40,7 +40,8 @@ class PhotoSearchInput(SearchOptions):
 
     def validate_image(self, image):
         if image.size > settings.PHOTO_UPLOAD_MAX_BYTES:
-            raise ValidationError(f"The image is larger than {filesizeformat(settings.PHOTO_UPLOAD_MAX_BYTES)}.")
+            limit = filesizeformat(settings.PHOTO_UPLOAD_MAX_BYTES)
+            raise ValidationError(f"The image is larger than {limit}.")
         return image
 
 

@@ -178,9 +178,16 @@ def request_index_rebuild():
     """
     from .tasks import rebuild_index_task
 
-    if not cache.add(REBUILD_PENDING_KEY, "1", timeout=settings.INDEX_REBUILD_DELAY * 4 + 60):
+    # In eager mode the marker only spaces rebuilds out (nothing clears it); with workers
+    # the rebuild task clears it when it starts, and the timeout covers a lost task.
+    eager = settings.CELERY_TASK_ALWAYS_EAGER
+    timeout = settings.INDEX_REBUILD_DELAY if eager else settings.INDEX_REBUILD_DELAY * 4 + 60
+    if not cache.add(REBUILD_PENDING_KEY, "1", timeout=timeout):
         return False
-    return send_task(rebuild_index_task, countdown=settings.INDEX_REBUILD_DELAY)
+    if send_task(rebuild_index_task, countdown=settings.INDEX_REBUILD_DELAY):
+        return True
+    cache.delete(REBUILD_PENDING_KEY)
+    return False
 
 
 def send_task(task, *args, **options):
@@ -194,6 +201,12 @@ def send_task(task, *args, **options):
         logger.warning("Could not queue %s (%s); the periodic sweep will pick the work up.", task.name, exc)
         return False
     return True
+
+
+def forget_vectors(product_ids):
+    """Delete the vectors of products that lost their photo, and refresh the index."""
+    if Embedding.objects.filter(product_id__in=product_ids).delete()[0]:
+        transaction.on_commit(request_index_rebuild)
 
 
 def queue_embedding(product_ids):

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Sum
 
 from catalog.models import Product
-from shop.models import OrderItem
+from shop.models import Order, OrderItem
 
 from . import index as annoy_index
 from .indexing import request_index_rebuild
@@ -67,6 +67,7 @@ def _merge_newer_vectors(index, vector, hits, count):
     ids, vectors = stored_vectors(newer)
     if len(ids) == 0:
         return hits
+    _schedule_rebuild_quietly()  # debounced; covers a rebuild request that was lost
     changed = set(ids.tolist())
     merged = [hit for hit in hits if hit[0] not in changed] + exact_neighbours(vector, ids, vectors, count)
     merged.sort(key=lambda hit: hit[1])
@@ -213,6 +214,7 @@ def _best_sellers(k, exclude):
         return []
     top_sold = (
         OrderItem.objects.filter(product__isnull=False)
+        .exclude(order__status=Order.Status.CANCELLED)
         .exclude(product_id__in=exclude)
         .values("product_id")
         .annotate(sold=Sum("quantity"))

@@ -5,15 +5,19 @@ from django.dispatch import receiver
 from catalog.models import Product
 from catalog.signals import products_imported
 
-from .indexing import queue_embedding
+from .indexing import forget_vectors, queue_embedding
 
 
 @receiver(post_save, sender=Product)
 def embed_saved_product(sender, instance, created, raw=False, **kwargs):
-    if raw or not instance.image:
+    if raw:
         return
-    if created or instance.image_checksum != instance.loaded_image_checksum:
+    if not instance.image:
+        if instance.loaded_image_checksum:
+            forget_vectors([instance.pk])  # the photo was removed: it must not match by it
+    elif created or instance.image_checksum != instance.loaded_image_checksum:
         queue_embedding([instance.pk])
+    instance.loaded_image_checksum = instance.image_checksum
 
 
 @receiver(products_imported)

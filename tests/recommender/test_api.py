@@ -141,11 +141,8 @@ def photo_catalogue(media_root):
     products = []
     for colour_name, colour in {"Red": RED, "Blue": BLUE}.items():
         for gender in ("Men", "Women", "Men", "Women"):
-            products.append(
-                ProductFactory(
-                    base_colour=colour_name, gender=gender, image=ContentFile(garment_photo(colour), name="p.jpg")
-                )
-            )
+            image = ContentFile(garment_photo(colour), name="p.jpg")
+            products.append(ProductFactory(base_colour=colour_name, gender=gender, image=image))
     embed_products([p.pk for p in products])
     rebuild_index()
     return products
@@ -184,7 +181,9 @@ def test_search_by_image_refuses_a_text_file_with_a_message(api, no_cnn):
 
     assert response.status_code == 400
     body = response.json()
-    assert body["detail"] == "image: This file is not an image we can read. Please use a JPEG, PNG or WebP photo."
+    assert body["detail"] == (
+        "image: This file is not an image we can read. Please use a JPEG, PNG or WebP photo."
+    )
     assert body["errors"]["image"]
 
 
@@ -208,7 +207,9 @@ def test_search_by_image_refuses_files_over_the_limit(api, settings, no_cnn):
 def test_search_by_image_refuses_too_many_pixels(api, settings, no_cnn):
     settings.IMAGE_MAX_PIXELS = 5_000
 
-    response = api.post(SEARCH_IMAGE_URL, {"image": photo(garment_photo(RED, size=(100, 100)))}, format="multipart")
+    data = garment_photo(RED, size=(100, 100))
+
+    response = api.post(SEARCH_IMAGE_URL, {"image": photo(data)}, format="multipart")
 
     assert response.status_code == 400
     assert "too large (100x100 pixels)" in response.json()["detail"]

@@ -38,6 +38,13 @@ def database_url():
     return f"postgres://{params['USER']}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
 
 
+def forget_broker_connections():
+    """Drop pooled connections and producers made for the previous broker (eager tests
+    earlier in the session create them for the in-memory transport)."""
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def services_mode(settings, tmp_path):
     """Point this process at Redis (broker, results, cache) like a web node in services mode."""
@@ -57,11 +64,11 @@ def services_mode(settings, tmp_path):
         result_backend=REDIS_URL,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
     )
-    celery_app._pool = None
+    forget_broker_connections()
     annoy_index.forget_loaded_index()
     yield settings
     celery_app.conf.update(saved)
-    celery_app._pool = None
+    forget_broker_connections()
     annoy_index.forget_loaded_index()
     redis_client().flushdb()
 
@@ -218,7 +225,7 @@ def test_pages_keep_working_when_the_broker_is_down(services_mode, settings, db)
     """A product saved while Redis is unreachable is kept; the sweep queues it later."""
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     celery_app.conf.update(broker_url="redis://127.0.0.1:1/0", broker_connection_timeout=1)
-    celery_app._pool = None
+    forget_broker_connections()
     product = coloured_product(7)
     assert Product.objects.filter(pk=product.pk).exists()
     assert services.similar_products(product) == []

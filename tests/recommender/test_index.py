@@ -7,7 +7,9 @@ import pytest
 
 from recommender import index as annoy_index
 from recommender import services
-from recommender.indexing import rebuild_index
+from django.core.cache import cache
+
+from recommender.indexing import REBUILD_PENDING_KEY, rebuild_index
 from recommender.models import IndexBuild
 from tests.factories import ProductFactory
 
@@ -56,6 +58,7 @@ def test_similar_products_skip_inactive_and_out_of_stock(clustered_catalogue):
 
 def test_a_product_added_after_the_build_is_already_findable(clustered_catalogue):
     rebuild_index()
+    cache.add(REBUILD_PENDING_KEY, "1")  # a rebuild is already on its way
     newcomer = ProductFactory(article_type="type1")
     store_vectors(newcomer, np.eye(3, 16, dtype=np.float32)[1] * 10)  # the centre of cluster 1
     neighbour = clustered_catalogue[10]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from PIL import Image, ImageDraw
 
 from recommender import embedding
@@ -86,14 +87,15 @@ def embedded_catalogue(media_root):
     """16 products with real photos (4 colours x gender/category), embedded and indexed."""
     products = []
     for colour_name, colour in {"Red": RED, "Blue": BLUE, "Green": GREEN, "Yellow": YELLOW}.items():
-        for gender, category in [("Women", "Apparel"), ("Women", "Footwear"), ("Men", "Apparel"), ("Men", "Footwear")]:
-            product = ProductFactory(
-                base_colour=colour_name,
-                gender=gender,
-                master_category=category,
-                image=ContentFile(garment_photo(colour), name="photo.jpg"),
-            )
-            products.append(product)
+        for gender in ("Women", "Men"):
+            for category in ("Apparel", "Footwear"):
+                product = ProductFactory(
+                    base_colour=colour_name,
+                    gender=gender,
+                    master_category=category,
+                    image=ContentFile(garment_photo(colour), name="photo.jpg"),
+                )
+                products.append(product)
     report = embed_products([p.pk for p in products])
     assert report.embedded == len(products)
     rebuild_index()
@@ -118,7 +120,11 @@ def test_the_page_shows_the_form_and_example_photos(client, media_root):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "fmt, content_type, colour, colour_name",
-    [("JPEG", "image/jpeg", RED, "Red"), ("PNG", "image/png", BLUE, "Blue"), ("WEBP", "image/webp", GREEN, "Green")],
+    [
+        ("JPEG", "image/jpeg", RED, "Red"),
+        ("PNG", "image/png", BLUE, "Blue"),
+        ("WEBP", "image/webp", GREEN, "Green"),
+    ],
 )
 def test_uploaded_photo_finds_five_products_with_add_to_cart(
     client, embedded_catalogue, media_root, fmt, content_type, colour, colour_name
@@ -328,3 +334,24 @@ def test_embedding_rows_are_untouched_by_searches(client, stored_vector_catalogu
     client.get(SEARCH_URL, {"product": stored_vector_catalogue[0].pk})
 
     assert list(Embedding.objects.order_by("pk").values_list("pk", "updated_at")) == before
+
+
+def test_photo_search_needs_the_csrf_token(no_cnn):
+    browser = Client(enforce_csrf_checks=True)
+
+    response = browser.post(SEARCH_URL, {"photo": upload(garment_photo(RED))})
+
+    assert response.status_code == 403
+
+
+def test_catalogue_photo_search_runs_a_fixed_number_of_queries(
+    client, stored_vector_catalogue, django_assert_max_num_queries
+):
+    for product in ProductFactory.create_batch(6, article_type="type0"):
+        store_vectors(product, np.eye(2, 16, dtype=np.float32)[0] * 10)  # newer than the build
+    client.get(SEARCH_URL, {"product": stored_vector_catalogue[0].pk})  # index loaded
+
+    with django_assert_max_num_queries(6):
+        response = client.get(SEARCH_URL, {"product": stored_vector_catalogue[0].pk})
+
+    assert len(result_ids(response)) == 5

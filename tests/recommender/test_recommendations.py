@@ -230,10 +230,6 @@ def test_cart_page_shows_recommendations_without_the_cart_items(client, indexed)
     assert {Product.objects.get(pk=pk).article_type for pk in ids} == {"type0"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="catalog.views.product_list calls recommended_for(request) without the cart's product ids",
-)
 def test_home_page_does_not_recommend_what_is_already_in_the_cart(client, indexed):
     in_cart = cluster(indexed, 0)[:2]
     for product in in_cart:

@@ -163,7 +163,6 @@ def test_a_product_without_photo_is_not_embedded(embedding_tasks):
     assert not Embedding.objects.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="recommender.signals keeps the vectors of a product whose photo was removed")
 @committed
 def test_removing_the_photo_removes_the_vectors():
     product = ProductFactory()
@@ -277,11 +276,6 @@ def test_a_request_after_the_window_builds_again(clustered_catalogue):
     assert IndexBuild.objects.filter(status=IndexBuild.Status.READY).count() == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a folded request is never carried out in eager mode, and searches that merge newer "
-    "vectors do not ask for a rebuild, so the index stays stale",
-)
 @pytest.mark.django_db
 def test_a_stale_index_is_rebuilt_by_the_first_search_after_the_window(clustered_catalogue):
     indexing.request_index_rebuild()
