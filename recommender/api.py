@@ -8,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from catalog.models import Product
@@ -70,6 +71,11 @@ class PhotoSearchAPI(APIView):
     """Search the catalogue with a photo (multipart field ``image``)."""
 
     parser_classes = [MultiPartParser, FormParser]
+    # A search changes no state and reads no account: no session, so no CSRF token needed.
+    authentication_classes = []
+    # Each search runs the CNN; the rate is settings.REST_FRAMEWORK's "photo_search".
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "photo_search"
 
     @extend_schema(request=PhotoSearchInput, responses=RESULTS)
     def post(self, request):

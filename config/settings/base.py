@@ -139,6 +139,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["config.api.CsrfSessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"photo_search": os.environ.get("PHOTO_SEARCH_RATE", "30/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fashion storefront API",
