@@ -1,12 +1,16 @@
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
 from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
+
+from recommender.models import Embedding
+from recommender.vectors import current_model_name
 
 from .forms import CatalogueImportForm
 from .importing import CatalogueFileError, import_uploaded_catalogue
@@ -38,6 +42,7 @@ class ProductAdmin(admin.ModelAdmin):
         "price",
         "stock",
         "is_active",
+        "embedding_status",
         "is_demo",
     ]
     list_display_links = ["thumbnail", "id", "name"]
@@ -79,6 +84,19 @@ class ProductAdmin(admin.ModelAdmin):
     ]
 
     @admin.display(description="Image")
+    def get_queryset(self, request):
+        # Embedding status in the same query as the products (no query per row).
+        current = Embedding.objects.filter(
+            product=OuterRef("pk"), model_name=current_model_name(), checksum=OuterRef("image_checksum")
+        )
+        return super().get_queryset(request).annotate(has_vectors=Exists(current))
+
+    @admin.display(description="visual search")
+    def embedding_status(self, product):
+        if not product.image:
+            return "no image"
+        return "indexed" if product.has_vectors else "waiting"
+
     def thumbnail(self, product):
         if not product.image:
             return "—"
