@@ -88,6 +88,11 @@ class Product(models.Model):
         return reverse("catalog:product_detail", args=[self.pk])
 
     @property
+    def display_name(self):
+        """The name shown to shoppers; a few dataset rows have none (literal NA)."""
+        return self.name or " ".join(filter(None, [self.base_colour, self.article_type])) or f"Product {self.pk}"
+
+    @property
     def in_stock(self):
         return self.stock > 0
 

@@ -94,8 +94,8 @@ def _bounded_quantity(product, wanted):
     limit = min(product.stock, settings.CART_MAX_QUANTITY)
     if wanted > limit:
         if product.stock == 0:
-            return 0, f"Sorry, {product.name} is out of stock."
-        return limit, f"Only {limit} of {product.name} can be ordered; quantity set to {limit}."
+            return 0, f"Sorry, {product.display_name} is out of stock."
+        return limit, f"Only {limit} of {product.display_name} can be ordered; quantity set to {limit}."
     return wanted, None
 
 
@@ -125,7 +125,7 @@ def _buyable_product(product_id):
     except (Product.DoesNotExist, ValueError, TypeError):
         raise CartError("This product does not exist.")
     if not product.is_active:
-        raise CartError(f"{product.name} is no longer sold.")
+        raise CartError(f"{product.display_name} is no longer sold.")
     return product
 
 
@@ -150,7 +150,7 @@ def add_to_cart(cart, product_id, quantity=1):
     cart.save(update_fields=["updated_at"])
     if warning:
         return CartChange(product, new_quantity, warning, "warning")
-    return CartChange(product, new_quantity, f"Added {product.name} to your cart.")
+    return CartChange(product, new_quantity, f"Added {product.display_name} to your cart.")
 
 
 @transaction.atomic
@@ -167,7 +167,7 @@ def set_quantity(cart, product_id, quantity):
     product = item.product
     if quantity == 0:
         item.delete()
-        return CartChange(product, 0, f"Removed {product.name} from your cart.")
+        return CartChange(product, 0, f"Removed {product.display_name} from your cart.")
     new_quantity, warning = _bounded_quantity(product, quantity)
     if new_quantity == 0:
         item.delete()
@@ -177,7 +177,7 @@ def set_quantity(cart, product_id, quantity):
     cart.save(update_fields=["updated_at"])
     if warning:
         return CartChange(product, new_quantity, warning, "warning")
-    return CartChange(product, new_quantity, f"Updated {product.name} to {new_quantity}.")
+    return CartChange(product, new_quantity, f"Updated {product.display_name} to {new_quantity}.")
 
 
 def remove_from_cart(cart, product_id):
@@ -251,13 +251,13 @@ def place_order(cart, shipping, user=None):
     short = []
     for line in lines:
         if not line.product.is_active:
-            short.append(f"{line.product.name} is no longer sold")
+            short.append(f"{line.product.display_name} is no longer sold")
             continue
         taken = Product.objects.filter(pk=line.product_id, stock__gte=line.quantity).update(
             stock=F("stock") - line.quantity
         )
         if not taken:
-            short.append(f"not enough {line.product.name} in stock")
+            short.append(f"not enough {line.product.display_name} in stock")
     if short:
         transaction.set_rollback(True)
         raise CheckoutError("Sorry, " + "; ".join(short) + ". Please update your cart.")
@@ -276,7 +276,7 @@ def place_order(cart, shipping, user=None):
         OrderItem(
             order=order,
             product=line.product,
-            product_name=line.product.name,
+            product_name=line.product.display_name,
             unit_price=line.product.price,
             quantity=line.quantity,
         )

@@ -305,3 +305,14 @@ def test_recommended_section_appears_only_when_given():
     assert "Recommended for you" in with_recommended
     for item in recommended:
         assert f'href="/products/{item.pk}/"' in with_recommended
+
+
+def test_a_product_without_a_name_is_shown_by_colour_and_type(client):
+    """Some dataset rows have NA as their name; shoppers still see something meaningful."""
+    product = ProductFactory(name="", base_colour="Navy Blue", article_type="Shirts")
+
+    listing = client.get(LIST_URL).content.decode()
+    page = client.get(product.get_absolute_url()).content.decode()
+
+    assert '<h3 class="product-card__name">Navy Blue Shirts</h3>' in listing
+    assert '<h1 class="product__name">Navy Blue Shirts</h1>' in page
