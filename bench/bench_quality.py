@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,21 +27,6 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
-
-
-def vectors(cache, name, compute):
-    """Vectors from ``cache/name.npz`` if present, else computed (and cached when asked)."""
-    from recommender.evaluation import LabelledImages
-
-    path = cache / f"{name}.npz" if cache else None
-    if path and path.exists():
-        return LabelledImages.load(path), 0.0
-    started = time.perf_counter()
-    sample = compute()
-    seconds = time.perf_counter() - started
-    if path:
-        sample.save(path)
-    return sample, seconds
 
 
 def rounded(value):
@@ -80,14 +64,14 @@ def main():
         from recommender import evaluation
 
         weights = [float(weight) for weight in args.weights.split(",")]
-        catalogue, catalogue_seconds = vectors(
-            args.cache, "catalogue",
+        catalogue, catalogue_seconds = evaluation.cached_sample(
+            args.cache and args.cache / "catalogue.npz",
             lambda: evaluation.embed_catalogue_sample(
                 args.catalogue, progress=lambda done: log(f"catalogue: {done} photos")
             ),
         )
-        photos, photo_seconds = vectors(
-            args.cache, "shopper-photos",
+        photos, photo_seconds = evaluation.cached_sample(
+            args.cache and args.cache / "shopper-photos.npz",
             lambda: evaluation.embed_shopper_photos(
                 args.photos, include_kids=True, progress=lambda done: log(f"shopper photos: {done}")
             ),

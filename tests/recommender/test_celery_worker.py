@@ -48,6 +48,8 @@ def forget_broker_connections():
 @pytest.fixture
 def services_mode(settings, tmp_path):
     """Point this process at Redis (broker, results, cache) like a web node in services mode."""
+    # Read first: the app loads its configuration from Django settings on first use.
+    saved = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
     try:
         redis_client().flushdb()
     except Exception as exc:  # noqa: BLE001
@@ -57,7 +59,6 @@ def services_mode(settings, tmp_path):
     settings.INDEX_REBUILD_DELAY = 2
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     caches["default"].clear()
-    saved = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
     celery_app.conf.update(
         task_always_eager=False,
         broker_url=REDIS_URL,
@@ -67,7 +68,7 @@ def services_mode(settings, tmp_path):
     forget_broker_connections()
     annoy_index.forget_loaded_index()
     yield settings
-    celery_app.conf.update(saved)
+    celery_app.conf.update(saved, broker_connection_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT)
     forget_broker_connections()
     annoy_index.forget_loaded_index()
     redis_client().flushdb()
