@@ -12,6 +12,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from recommender.models import Embedding
 from recommender.vectors import current_model_name
 
+from .filters import FACETS
 from .forms import CatalogueImportForm
 from .importing import CatalogueFileError, import_uploaded_catalogue
 from .importing.styles import MAX_ID
@@ -47,17 +48,7 @@ class ProductAdmin(admin.ModelAdmin):
     ]
     list_display_links = ["thumbnail", "id", "name"]
     list_editable = ["price", "stock", "is_active"]
-    list_filter = [
-        "gender",
-        "master_category",
-        "sub_category",
-        "article_type",
-        "base_colour",
-        "season",
-        "usage",
-        "is_active",
-        "is_demo",
-    ]
+    list_filter = [*FACETS.values(), "is_active", "is_demo"]
     search_fields = ["name"]
     search_help_text = "Search by name, or type a product id."
     list_per_page = 50
@@ -67,16 +58,7 @@ class ProductAdmin(admin.ModelAdmin):
         (
             "Categories",
             {
-                "fields": [
-                    "gender",
-                    "master_category",
-                    "sub_category",
-                    "article_type",
-                    "base_colour",
-                    "season",
-                    "year",
-                    "usage",
-                ]
+                "fields": [*FACETS.values(), "year"]
             },
         ),
         ("Image", {"fields": ["image_preview", "image", "image_checksum"]}),

@@ -11,6 +11,17 @@ from catalog.models import Product
 from shop.models import Cart, CartItem, Order, OrderItem
 
 
+# Shipping details as the checkout form and the orders API take them.
+SHIPPING = {
+    "full_name": "Ada Shopper",
+    "email": "ada@example.com",
+    "address": "1 Main Street",
+    "city": "Springfield",
+    "postal_code": "12345",
+    "country": "Netherlands",
+}
+
+
 def image_bytes(colour=(200, 30, 30), size=(60, 80), fmt="JPEG"):
     """A small real image, encoded."""
     buffer = io.BytesIO()

@@ -2,6 +2,8 @@
 import pytest
 from rest_framework.test import APIClient
 
+from tests.factories import SHIPPING  # noqa: F401  (re-exported for the tests here)
+
 
 @pytest.fixture
 def api_client(db):
@@ -34,16 +36,6 @@ def staff_api(db, staff_user):
 def csrf_client(db):
     """A visitor whose unsafe requests go through the real CSRF check, like a browser's."""
     return APIClient(enforce_csrf_checks=True)
-
-
-SHIPPING = {
-    "full_name": "Ada Shopper",
-    "email": "ada@example.com",
-    "address": "1 Main Street",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "Netherlands",
-}
 
 
 @pytest.fixture

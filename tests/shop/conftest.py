@@ -3,14 +3,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-SHIPPING = {
-    "full_name": "Ada Shopper",
-    "email": "ada@example.com",
-    "address": "1 Main Street",
-    "city": "Springfield",
-    "postal_code": "12345",
-    "country": "Netherlands",
-}
+from tests.factories import SHIPPING  # noqa: F401  (re-exported for the tests here)
 
 
 def add_to_cart(client, product, quantity=1, next=None, **request_options):
