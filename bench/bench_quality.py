@@ -44,7 +44,9 @@ def main():
     parser.add_argument("--catalogue", type=Path, default=DATASETS / "fashion-small-dev")
     parser.add_argument("--photos", type=Path, default=DATASETS / "clothing-photos")
     parser.add_argument(
-        "--weights", default="0,0.025,0.05,0.065,0.075,0.1,0.2,0.3,0.4,0.5,0.6", help="colour weights to compare"
+        "--weights",
+        default="0,0.025,0.05,0.065,0.075,0.1,0.2,0.3,0.4,0.5,0.6",
+        help="colour weights to compare",
     )
     parser.add_argument("--cache", type=Path, help="folder to keep vectors and model weights in")
     args = parser.parse_args()

@@ -131,7 +131,8 @@ def end_to_end(cnn, colour, samples, seed=0):
         started = time.perf_counter()
         found = similar_products(product)
         timings.append((time.perf_counter() - started) * 1000)
-        assert len(found) == 5 and product not in found
+        if len(found) != 5 or product in found:
+            raise RuntimeError(f"similar_products({product.pk}) returned {found}")
     timings.sort()
     return {
         "products": len(cnn),

@@ -212,7 +212,8 @@ def nearest_rows(queries, vectors, k=TOP_K, exclude_self=False, block=512):
     """Row numbers of the ``k`` nearest ``vectors`` (cosine) of each query, nearest first.
 
     With ``exclude_self`` the queries are ``vectors`` themselves and a row is never its
-    own neighbour (leave-one-out).
+    own neighbour (leave-one-out). The same exact search as
+    :func:`recommender.vectors.exact_neighbours`, for thousands of queries at once.
     """
     result = np.empty((len(queries), k), dtype=np.int64)
     for start in range(0, len(queries), block):
@@ -249,15 +250,17 @@ def colour_weight_sweep(sample, weights=DEFAULT_COLOUR_WEIGHTS, k=TOP_K):
 
 
 def choose_colour_weight(sweep, min_type=0.70, min_type_and_colour=0.27):
-    """The weight with the best type+colour P@k among those whose type P@k stays above
-    ``min_type``; None when no weight meets both floors."""
+    """The weight with the best type+colour P@k among those meeting both floors
+    (``min_type`` for the article type, ``min_type_and_colour`` for type and colour);
+    None when no weight meets both."""
     meeting = [
         row for row in sweep
         if row["article_type"] >= min_type and row["article_type_and_colour"] >= min_type_and_colour
     ]
     if not meeting:
         return None
-    return max(meeting, key=lambda row: (row["article_type_and_colour"], row["article_type"]))["colour_weight"]
+    best = max(meeting, key=lambda row: (row["article_type_and_colour"], row["article_type"]))
+    return best["colour_weight"]
 
 
 def shopper_photo_precision(photos, catalogue, colour_weight, k=TOP_K):
@@ -265,12 +268,11 @@ def shopper_photo_precision(photos, catalogue, colour_weight, k=TOP_K):
 
     Returns ``{"overall": ..., "queries": n, "per_label": {label: {"p_at_k", "queries"}}}``.
     """
-    neighbours = nearest_rows(photos.search_vectors(colour_weight), catalogue.search_vectors(colour_weight), k)
+    queries = photos.search_vectors(colour_weight)
+    neighbours = nearest_rows(queries, catalogue.search_vectors(colour_weight), k)
     found_types = catalogue.labels["article_type"][neighbours]
     labels = photos.labels["label"]
-    right = np.array(
-        [np.isin(found_types[row], PHOTO_LABEL_TYPES[label]) for row, label in enumerate(labels)]
-    ).reshape(len(labels), k)
+    right = np.array([np.isin(found, PHOTO_LABEL_TYPES[label]) for found, label in zip(found_types, labels)])
     per_label = {
         label: {"p_at_k": float(right[labels == label].mean()), "queries": int((labels == label).sum())}
         for label in sorted(set(labels.tolist()))
@@ -345,9 +347,9 @@ def item_lookup_ms(loaded, items, count, search_k, passes=2):
 def synthetic_catalogue(sample, size, noise=0.5, seed=0):
     """CNN and colour vectors for a catalogue of ``size`` products grown from a real sample.
 
-    The sample's own vectors come first; each extra product is a random real one with
-    Gaussian noise of relative length ``noise`` on both parts, so neighbourhoods stay as
-    crowded and as varied as the real catalogue's.
+    The sample's own vectors come first; each extra product is a copy of a random real
+    one with Gaussian noise of relative length ``noise`` on both parts, so the index holds
+    as many items as the full catalogue, spread where real products lie.
     """
     rng = np.random.default_rng(seed)
     extra = size - len(sample)

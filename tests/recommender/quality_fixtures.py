@@ -27,4 +27,6 @@ def dev_catalogue(request, fashion_dev):
 @pytest.fixture
 def shopper_photos(request, clothing_photos):
     """Vectors and labels of the real shopper photos of adults' clothes."""
-    return _session_vectors(request, "shopper_photos", lambda: evaluation.embed_shopper_photos(clothing_photos))
+    return _session_vectors(
+        request, "shopper_photos", lambda: evaluation.embed_shopper_photos(clothing_photos)
+    )
