@@ -9,8 +9,7 @@ from django.urls import path
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from recommender.models import Embedding
-from recommender.vectors import current_model_name
+from recommender.vectors import current_embeddings
 
 from .filters import FACETS
 from .forms import CatalogueImportForm
@@ -68,9 +67,7 @@ class ProductAdmin(admin.ModelAdmin):
     @admin.display(description="Image")
     def get_queryset(self, request):
         # Embedding status in the same query as the products (no query per row).
-        current = Embedding.objects.filter(
-            product=OuterRef("pk"), model_name=current_model_name(), checksum=OuterRef("image_checksum")
-        )
+        current = current_embeddings().filter(product=OuterRef("pk"), checksum=OuterRef("image_checksum"))
         return super().get_queryset(request).annotate(has_vectors=Exists(current))
 
     @admin.display(description="visual search")

@@ -19,7 +19,7 @@ from catalog.models import Product
 
 from . import index as annoy_index
 from .models import Embedding, IndexBuild
-from .vectors import current_model_name, stored_vectors
+from .vectors import current_embeddings, current_model_name, stored_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class EmbeddingReport:
 def products_needing_embedding(model_name=None):
     """Ids of products with an image but no vectors for its current checksum."""
     model_name = model_name or current_model_name()
-    current = Embedding.objects.filter(model_name=model_name).values_list("product_id", "checksum")
+    current = current_embeddings(model_name).values_list("product_id", "checksum")
     known = dict(current)
     pending = []
     for pk, checksum in Product.objects.exclude(image="").values_list("pk", "image_checksum").iterator():
@@ -73,14 +73,14 @@ def embed_products(product_ids, progress=None):
     Images that cannot be read are reported, never fatal. ``progress`` is an optional
     callable taking the number of products handled since the last call.
     """
-    from .embedding import InvalidImage, colour_descriptor, get_embedder, prepare_image
+    from .embedding import VECTOR_RECIPE, InvalidImage, colour_descriptor, get_embedder, prepare_image
 
     embedder = get_embedder()
     report = EmbeddingReport()
     ids = sorted(set(int(pk) for pk in product_ids))
     for chunk in batched(ids, settings.EMBED_BATCH_SIZE):
         known = dict(
-            Embedding.objects.filter(model_name=embedder.name, product_id__in=chunk).values_list(
+            current_embeddings(embedder.name).filter(product_id__in=chunk).values_list(
                 "product_id", "checksum"
             )
         )
@@ -112,6 +112,7 @@ def embed_products(product_ids, progress=None):
                 Embedding(
                     product_id=product.pk,
                     model_name=embedder.name,
+                    recipe=VECTOR_RECIPE,
                     checksum=checksum,
                     cnn=vector.astype("float32").tobytes(),
                     colour=colour_descriptor(array).astype("float32").tobytes(),
@@ -123,7 +124,7 @@ def embed_products(product_ids, progress=None):
                 rows,
                 update_conflicts=True,
                 unique_fields=["product", "model_name"],
-                update_fields=["checksum", "cnn", "colour", "updated_at"],
+                update_fields=["checksum", "recipe", "cnn", "colour", "updated_at"],
             )
             report.embedded += len(rows)
         if progress:
@@ -140,7 +141,7 @@ def rebuild_index(model_name=None, n_trees=None):
     # Vectors stored after this moment are found by exact search until the next build.
     vectors_until = timezone.now()
     try:
-        ids, vectors = stored_vectors(Embedding.objects.filter(model_name=model_name))
+        ids, vectors = stored_vectors(current_embeddings(model_name))
         if len(ids) == 0:
             raise ValueError("there are no stored vectors to index yet")
         file_name = annoy_index.write_build(
@@ -243,7 +244,7 @@ def index_is_stale(model_name=None):
     """True when vectors exist that the current index build does not hold (or no build
     is usable)."""
     model_name = model_name or current_model_name()
-    vectors = Embedding.objects.filter(model_name=model_name)
+    vectors = current_embeddings(model_name)
     latest = IndexBuild.objects.filter(status=IndexBuild.Status.READY, model_name=model_name).first()
     try:
         annoy_index.current_index(model_name)

@@ -14,6 +14,8 @@ class Embedding(models.Model):
     product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="embeddings")
     model_name = models.CharField(max_length=50)
     checksum = models.CharField(max_length=64)
+    # Preprocessing and colour-signature revisions (recommender.embedding.VECTOR_RECIPE).
+    recipe = models.CharField(max_length=20, default="")
     cnn = models.BinaryField()
     colour = models.BinaryField()
     updated_at = models.DateTimeField(auto_now=True, db_index=True)

@@ -16,8 +16,8 @@ from shop.models import Order, OrderItem
 
 from . import index as annoy_index
 from .indexing import request_index_rebuild
-from .models import Embedding, ProductView
-from .vectors import current_model_name, exact_neighbours, search_vectors, stored_vectors
+from .models import ProductView
+from .vectors import current_embeddings, current_model_name, exact_neighbours, search_vectors, stored_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ _exact_cache = {"key": None, "data": None}
 def _all_vectors_cached(model_name):
     """All stored search vectors (only used while no index is usable), reloaded when
     vectors were added, changed or removed."""
-    embeddings = Embedding.objects.filter(model_name=model_name)
+    embeddings = current_embeddings(model_name)
     state = embeddings.aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk"))
     key = (model_name, settings.COLOUR_WEIGHT, state["n"], state["last"], state["top"])
     if _exact_cache["key"] != key:
@@ -61,7 +61,7 @@ def nearest_products(vector, count):
 
 
 def _merge_newer_vectors(index, vector, hits, count):
-    newer = Embedding.objects.filter(model_name=index.model_name)
+    newer = current_embeddings(index.model_name)
     if index.vectors_until is not None:
         newer = newer.filter(updated_at__gt=index.vectors_until)
     ids, vectors = stored_vectors(newer)
@@ -77,7 +77,7 @@ def _merge_newer_vectors(index, vector, hits, count):
 def product_vector(product_id):
     """The search vector of a catalogue product, or None if it has no vectors yet."""
     model_name = current_model_name()
-    embedding = Embedding.objects.filter(product_id=product_id, model_name=model_name).first()
+    embedding = current_embeddings(model_name).filter(product_id=product_id).first()
     if embedding is None:
         return None
     return search_vectors(embedding.cnn_vector, embedding.colour_vector)[0]
@@ -199,7 +199,7 @@ def recommended_for(request, cart_product_ids=(), k=None):
 def _profile_vector(weights):
     if not weights:
         return None
-    rows = Embedding.objects.filter(model_name=current_model_name(), product_id__in=list(weights))
+    rows = current_embeddings().filter(product_id__in=list(weights))
     ids, vectors = stored_vectors(rows)
     if len(ids) == 0:
         return None

@@ -7,7 +7,7 @@ similarity is (1 - w) * shape + w * colour.
 import numpy as np
 from django.conf import settings
 
-from .embedding import combine
+from .embedding import VECTOR_RECIPE, combine
 from .models import Embedding
 
 
@@ -22,10 +22,15 @@ def current_model_name():
     return settings.EMBEDDING_MODEL
 
 
+def current_embeddings(model_name=None):
+    """Stored vectors of the current model and recipe; any others are stale."""
+    return Embedding.objects.filter(model_name=model_name or current_model_name(), recipe=VECTOR_RECIPE)
+
+
 def stored_vectors(embeddings=None, colour_weight=None):
     """(product ids, search vectors) of stored embeddings of the current model."""
     if embeddings is None:
-        embeddings = Embedding.objects.filter(model_name=current_model_name())
+        embeddings = current_embeddings()
     rows = list(embeddings.values_list("product_id", "cnn", "colour"))
     if not rows:
         return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)

@@ -11,6 +11,8 @@ The constants were chosen on the real catalogue sample with bench/bench_quality.
 """
 import numpy as np
 
+# Bump when the signature changes: stored vectors of another revision are recomputed.
+COLOUR_REVISION = 2
 HUE_BINS = 12
 # Chromatic pixels are split by tone: dark (navy, maroon, bottle green) and light.
 TONES = 2

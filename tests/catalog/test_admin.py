@@ -241,13 +241,19 @@ def test_import_runs_are_read_only_and_show_their_problems(staff_client, tmp_pat
 
 
 def test_product_list_shows_each_products_visual_search_status(staff_client, media_root):
+    from recommender.embedding import VECTOR_RECIPE
     from recommender.models import Embedding
     from recommender.vectors import current_model_name
 
     indexed, waiting = ProductFactory.create_batch(2, with_image=True)
     ProductFactory(name="No photo")
     Embedding.objects.create(
-        product=indexed, model_name=current_model_name(), checksum=indexed.image_checksum, cnn=b"", colour=b""
+        product=indexed,
+        model_name=current_model_name(),
+        recipe=VECTOR_RECIPE,
+        checksum=indexed.image_checksum,
+        cnn=b"",
+        colour=b"",
     )
 
     rows = {p.pk: p for p in staff_client.get(CHANGELIST_URL).context["cl"].result_list}

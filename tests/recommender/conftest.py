@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from recommender.embedding import VECTOR_RECIPE
 from recommender.models import Embedding
 from recommender.vectors import current_model_name
 from tests.factories import ProductFactory
@@ -15,6 +16,7 @@ def store_vectors(product, cnn, colour=None, checksum="x"):
         model_name=current_model_name(),
         defaults={
             "checksum": checksum,
+            "recipe": VECTOR_RECIPE,
             "cnn": np.asarray(cnn, dtype=np.float32).tobytes(),
             "colour": np.asarray(colour, dtype=np.float32).tobytes(),
             "updated_at": timezone.now(),

@@ -144,3 +144,18 @@ def test_queries_keep_answering_while_the_index_is_swapped(clustered_catalogue):
     assert answers
     assert all(len(answer) == 5 for answer in answers)
     assert all(pk != product.pk for answer in answers for pk in answer)
+
+
+def test_vectors_made_by_an_older_recipe_are_recomputed_and_never_searched(db):
+    from recommender.indexing import products_needing_embedding
+    from recommender.models import Embedding
+    from recommender.vectors import stored_vectors
+
+    current, outdated = ProductFactory.create_batch(2, with_image=True)
+    for product in (current, outdated):
+        store_vectors(product, np.ones(16), checksum=product.image_checksum)
+    Embedding.objects.filter(product=outdated).update(recipe="p0-c1")
+
+    assert products_needing_embedding() == [outdated.pk]
+    ids, _ = stored_vectors()
+    assert ids.tolist() == [current.pk]
