@@ -77,6 +77,10 @@ def scale_test(evaluation, sample, colour_weight, n_trees, search_k, folder, que
         "file_mb": size / 2**20,
         "queries": queries_count,
     }
+    result["stored_neighbours"] = {
+        "recall_at_5": evaluation.stored_neighbours_recall(loaded, vectors, queries, kth),
+        "lookup_ms": evaluation.stored_lookup_ms(loaded, queries),
+    }
     for count in COUNTS:
         result[f"count_{count}"] = {
             "recall_at_5": evaluation.index_recall(loaded, vectors, queries, kth, search_k, count=count),

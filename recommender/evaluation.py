@@ -344,6 +344,27 @@ def item_lookup_ms(loaded, items, count, search_k, passes=2):
     return 1000 * best / len(items)
 
 
+def stored_neighbours_recall(loaded, vectors, queries, kth_similarity, k=TOP_K):
+    """Recall@k of the neighbour lists stored with a build (what product pages read)."""
+    found_share = np.empty(len(queries))
+    for position, row in enumerate(queries):
+        found = loaded.stored_neighbours(int(row))[:k]
+        similarity = vectors[found] @ vectors[row] if found else np.empty(0)
+        found_share[position] = np.sum(similarity >= kth_similarity[position] - 1e-5) / k
+    return float(found_share.mean())
+
+
+def stored_lookup_ms(loaded, items, passes=2):
+    """Milliseconds to read one product's stored neighbour list, fastest of ``passes``."""
+    best = float("inf")
+    for _ in range(passes):
+        started = time.perf_counter()
+        for item in items:
+            loaded.stored_neighbours(int(item))
+        best = min(best, time.perf_counter() - started)
+    return 1000 * best / len(items)
+
+
 def synthetic_catalogue(sample, size, noise=0.5, seed=0):
     """CNN and colour vectors for a catalogue of ``size`` products grown from a real sample.
 

@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 POINTER_NAME = "current.json"
 KEEP_BUILDS = 2
+# Neighbours stored per product at build time, so a product page reads its similar
+# items instead of searching the index.
+PRECOMPUTED_NEIGHBOURS = 40
 
 
 class IndexUnavailable(Exception):
@@ -59,22 +62,25 @@ def write_build(build_id, vectors, product_ids, n_trees, metadata):
     dimensions = int(vectors.shape[1])
     ann_name = f"build-{build_id}.ann"
     ids_name = f"build-{build_id}.ids.npy"
+    neighbours_name = f"build-{build_id}.neighbours.npy"
     tmp_ann = folder / (ann_name + ".tmp")
     index = AnnoyIndex(dimensions, "angular")
     for item, vector in enumerate(vectors):
         index.add_item(item, vector)
     index.build(n_trees, n_jobs=1)
     index.save(str(tmp_ann))
+    neighbours = _neighbours_of_every_item(index, len(vectors))
     index.unload()
     _fsync_file(tmp_ann)
     os.replace(tmp_ann, folder / ann_name)
-    ids_buffer = _npy_bytes(np.asarray(product_ids, dtype=np.int64))
-    _atomic_write_bytes(folder / ids_name, ids_buffer)
+    _atomic_write_bytes(folder / ids_name, _npy_bytes(np.asarray(product_ids, dtype=np.int64)))
+    _atomic_write_bytes(folder / neighbours_name, _npy_bytes(neighbours))
     pointer = dict(
         metadata,
         build_id=build_id,
         ann=ann_name,
         ids=ids_name,
+        neighbours=neighbours_name,
         dimensions=dimensions,
         items=len(product_ids),
         ann_bytes=(folder / ann_name).stat().st_size,
@@ -82,6 +88,17 @@ def write_build(build_id, vectors, product_ids, n_trees, metadata):
     _atomic_write_bytes(folder / POINTER_NAME, json.dumps(pointer).encode())
     _remove_old_builds(folder, keep={ann_name, ids_name})
     return ann_name
+
+
+def _neighbours_of_every_item(index, count):
+    """For each item, its nearest other items (-1 where there are fewer), as int32 rows."""
+    width = min(PRECOMPUTED_NEIGHBOURS, max(count - 1, 0))
+    neighbours = np.full((count, width), -1, dtype=np.int32)
+    for item in range(count):
+        found = [other for other in index.get_nns_by_item(item, width + 1, search_k=settings.ANNOY_SEARCH_K)
+                 if other != item][:width]
+        neighbours[item, : len(found)] = found
+    return neighbours
 
 
 def _npy_bytes(array):
@@ -97,7 +114,8 @@ def _remove_old_builds(folder, keep):
     for old in builds[KEEP_BUILDS:]:
         if old.name in keep:
             continue
-        for path in (old, old.with_name(old.name.replace(".ann", ".ids.npy"))):
+        stem = old.name.removesuffix(".ann")
+        for path in (old, old.with_name(f"{stem}.ids.npy"), old.with_name(f"{stem}.neighbours.npy")):
             path.unlink(missing_ok=True)
 
 
@@ -112,6 +130,7 @@ class LoadedIndex:
     annoy: object
     product_ids: np.ndarray
     positions: dict
+    neighbours: np.ndarray
 
     def __len__(self):
         return len(self.product_ids)
@@ -133,6 +152,15 @@ class LoadedIndex:
         items, distances = self.annoy.get_nns_by_item(item, count, search_k=search_k, include_distances=True)
         return [(int(self.product_ids[i]), distance) for i, distance in zip(items, distances)]
 
+    def stored_neighbours(self, product_id):
+        """Product ids of the product's nearest items as computed at build time, nearest
+        first; None when the product is not in this build."""
+        item = self.positions.get(product_id)
+        if item is None:
+            return None
+        row = self.neighbours[item]
+        return self.product_ids[row[row >= 0]].tolist()
+
     def vector_of_product(self, product_id):
         item = self.positions.get(product_id)
         if item is None:
@@ -153,7 +181,8 @@ def _load(folder, pointer):
     index = AnnoyIndex(int(pointer["dimensions"]), "angular")
     index.load(str(folder / pointer["ann"]))  # memory-mapped, shared between processes
     product_ids = np.load(folder / pointer["ids"], allow_pickle=False)
-    if not len(product_ids) == index.get_n_items() == pointer["items"]:
+    neighbours = np.load(folder / pointer["neighbours"], allow_pickle=False, mmap_mode="r")
+    if not len(product_ids) == len(neighbours) == index.get_n_items() == pointer["items"]:
         raise IndexUnavailable("index file and id map disagree")
     return LoadedIndex(
         build_id=int(pointer["build_id"]),
@@ -163,6 +192,7 @@ def _load(folder, pointer):
         annoy=index,
         product_ids=product_ids,
         positions={int(pid): item for item, pid in enumerate(product_ids)},
+        neighbours=neighbours,
     )
 
 

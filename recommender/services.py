@@ -60,14 +60,21 @@ def nearest_products(vector, count):
     return _merge_newer_vectors(index, vector, hits, count)
 
 
-def _merge_newer_vectors(index, vector, hits, count):
+def _newer_vectors(index):
+    """(product ids, search vectors) stored after the build was made."""
     newer = current_embeddings(index.model_name)
     if index.vectors_until is not None:
         newer = newer.filter(updated_at__gt=index.vectors_until)
     ids, vectors = stored_vectors(newer)
+    if len(ids):
+        _schedule_rebuild_quietly()  # debounced; covers a rebuild request that was lost
+    return ids, vectors
+
+
+def _merge_newer_vectors(index, vector, hits, count, newer=None):
+    ids, vectors = _newer_vectors(index) if newer is None else newer
     if len(ids) == 0:
         return hits
-    _schedule_rebuild_quietly()  # debounced; covers a rebuild request that was lost
     changed = set(ids.tolist())
     merged = [hit for hit in hits if hit[0] not in changed] + exact_neighbours(vector, ids, vectors, count)
     merged.sort(key=lambda hit: hit[1])
@@ -112,10 +119,36 @@ def products_near(vector, k, exclude=(), filters=None):
 def similar_products(product, k=None, filters=None):
     """The k products that look most like ``product`` (never itself; active, in stock)."""
     k = k or settings.SIMILAR_PRODUCTS_COUNT
+    found = _similar_from_build(product, k, filters)
+    if found is not None:
+        return found
     vector = product_vector(product.pk)
     if vector is None:
         return _same_kind_fallback(product, k, filters)
     return products_near(vector, k, exclude={product.pk}, filters=filters)
+
+
+def _similar_from_build(product, k, filters):
+    """The product's neighbours stored with the current build, merged with vectors stored
+    since; None when they cannot answer (no build, the product is not in it or changed
+    since, or too few of them can be bought)."""
+    try:
+        index = annoy_index.current_index(current_model_name())
+    except annoy_index.IndexUnavailable:
+        return None
+    neighbours = index.stored_neighbours(product.pk)
+    if neighbours is None:
+        return None
+    newer = _newer_vectors(index)
+    if product.pk in set(newer[0].tolist()):
+        return None
+    if len(newer[0]):
+        item = index.positions[product.pk]
+        hits = [(pk, index.annoy.get_distance(item, index.positions[pk])) for pk in neighbours]
+        hits = _merge_newer_vectors(index, index.vector_of_product(product.pk), hits, len(hits), newer)
+        neighbours = [pk for pk, _ in hits]
+    found = _available(neighbours, {product.pk}, filters)
+    return found[:k] if len(found) >= k else None
 
 
 def _same_kind_fallback(product, k, filters):

@@ -260,7 +260,7 @@ def test_product_page_queries_do_not_grow_with_similar_products(client):
 
     product = ProductFactory(with_image=True)
     store_vectors(product, [1.0, 0.0, 0.0])
-    neighbours = ProductFactory.create_batch(2, with_image=True)
+    neighbours = ProductFactory.create_batch(5, with_image=True)
     for neighbour in neighbours:
         store_vectors(neighbour, [1.0, 0.1, 0.0])
     rebuild_index()

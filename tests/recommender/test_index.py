@@ -11,6 +11,7 @@ from django.core.cache import cache
 
 from recommender.indexing import REBUILD_PENDING_KEY, rebuild_index
 from recommender.models import IndexBuild
+from catalog.models import Product
 from tests.factories import ProductFactory
 
 from .conftest import store_vectors
@@ -159,3 +160,21 @@ def test_vectors_made_by_an_older_recipe_are_recomputed_and_never_searched(db):
     assert products_needing_embedding() == [outdated.pk]
     ids, _ = stored_vectors()
     assert ids.tolist() == [current.pk]
+
+
+def test_each_build_stores_every_products_nearest_neighbours(clustered_catalogue):
+    rebuild_index()
+    index = annoy_index.current_index()
+    product = clustered_catalogue[21]
+    stored = index.stored_neighbours(product.pk)
+    assert product.pk not in stored
+    assert len(stored) == 29  # every other product: the catalogue is smaller than the list
+    assert {p.article_type for p in Product.objects.filter(pk__in=stored[:9])} == {"type2"}
+
+
+def test_a_product_whose_photo_changed_after_the_build_is_matched_by_its_new_photo(clustered_catalogue):
+    rebuild_index()
+    cache.add(REBUILD_PENDING_KEY, "1")  # a rebuild is already on its way
+    product = clustered_catalogue[0]
+    store_vectors(product, np.eye(3, 16, dtype=np.float32)[2] * 10)  # now looks like cluster 2
+    assert {p.article_type for p in services.similar_products(product)} == {"type2"}
