@@ -98,6 +98,7 @@ def end_to_end(cnn, colour, samples, seed=0):
 
     from catalog.models import Product
     from recommender import index as annoy_index
+    from recommender.embedding import VECTOR_RECIPE
     from recommender.indexing import rebuild_index
     from recommender.models import Embedding
     from recommender.services import similar_products
@@ -115,7 +116,8 @@ def end_to_end(cnn, colour, samples, seed=0):
     Embedding.objects.bulk_create(
         (
             Embedding(
-                product_id=pk, model_name=model_name, checksum="bench", cnn=cnn[pk - 1].tobytes(),
+                product_id=pk, model_name=model_name, recipe=VECTOR_RECIPE, checksum="bench",
+                cnn=cnn[pk - 1].tobytes(),
                 colour=colour[pk - 1].tobytes(), updated_at=now,
             )
             for pk in ids

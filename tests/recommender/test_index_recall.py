@@ -46,3 +46,5 @@ def test_index_with_the_shipped_settings_finds_what_exact_search_finds(dev_catal
     for count in COUNTS:
         recall = evaluation.index_recall(loaded, vectors, queries, kth, settings.ANNOY_SEARCH_K, count=count)
         assert recall >= 0.98, f"recall@5 asking for {count} neighbours"
+    # What product pages read: the neighbour lists stored with the build.
+    assert evaluation.stored_neighbours_recall(loaded, vectors, queries, kth) >= 0.98
