@@ -1,6 +1,7 @@
 """What shoppers see: similar products, search by photo, recommended for you.
 
-Queries go to the memory-mapped Annoy build. Vectors stored after that build (new or
+Product pages read the neighbour lists stored with the current index build; other
+queries go to the memory-mapped Annoy build. Vectors stored after that build (new or
 changed products) are searched exactly and merged in, and without a usable build the
 search is exact over all stored vectors while a rebuild is requested, so pages always
 answer. Nothing here imports TensorFlow except ``search_by_photo``.
