@@ -15,16 +15,13 @@ the import itself; embedding has its own benchmark.
 import argparse
 import io
 import json
-import os
 import random
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import setup_django
 
 HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
 KINDS = [
@@ -93,16 +90,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         tmp = Path(tmp)
-        # The settings read the environment: a fresh SQLite database and media folder here.
-        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-        os.environ["TEST_DATA_DIR"] = str(tmp)
-        os.environ["DATA_DIR"] = str(tmp)
-        os.environ["MEDIA_ROOT"] = str(tmp / "media")
-        os.environ["INDEX_DIR"] = str(tmp / "index")
-        os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-        import django
-
-        django.setup()
+        setup_django(tmp)
         from django.core.management import call_command
 
         from catalog.signals import products_imported

@@ -15,28 +15,10 @@ skip the CNN (delete DIR after changing the embedder or the colour signature).
 """
 import argparse
 import json
-import os
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATASETS = ROOT.parent / "shared" / "datasets"
-
-
-def log(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def rounded(value):
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {key: rounded(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [rounded(item) for item in value]
-    return value
+from common import DATASETS, log, rounded, setup_django
 
 
 def main():
@@ -54,13 +36,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         data_dir = args.cache or Path(tmp)
         data_dir.mkdir(parents=True, exist_ok=True)
-        # The settings read the environment: model weights and any files go to data_dir.
-        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-        os.environ["DATA_DIR"] = str(data_dir)
-        os.environ["TEST_DATA_DIR"] = str(tmp)
-        import django
-
-        django.setup()
+        setup_django(tmp, data_dir)
         from django.conf import settings
 
         from recommender import evaluation

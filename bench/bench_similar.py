@@ -16,23 +16,15 @@ there (or computes and keeps them); nothing is written into the repository.
 """
 import argparse
 import json
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATASETS = ROOT.parent / "shared" / "datasets"
+from common import DATASETS, log, rounded, setup_django
 CATALOGUE_SIZE = 44_441
 # 5 similar products + the product itself; and products_near's first request for k=5.
 COUNTS = (6, 44)
-
-
-def log(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def recall_table(evaluation, vectors, folder, n_trees_options, search_k_options, queries):
@@ -150,16 +142,6 @@ def end_to_end(cnn, colour, samples, seed=0):
     }
 
 
-def rounded(value):
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {key: rounded(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [rounded(item) for item in value]
-    return value
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalogue", type=Path, default=DATASETS / "fashion-small-dev")
@@ -173,16 +155,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="bench-similar-") as tmp:
         tmp = Path(tmp)
-        # The settings read the environment: database, index and model files go to tmp.
-        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-        os.environ["TEST_DATA_DIR"] = str(tmp)
-        os.environ["DATA_DIR"] = str(args.cache or tmp)
-        os.environ["MEDIA_ROOT"] = str(tmp / "media")
-        os.environ["INDEX_DIR"] = str(tmp / "index")
-        os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-        import django
-
-        django.setup()
+        setup_django(tmp, args.cache)
         import numpy as np
         from django.conf import settings
 

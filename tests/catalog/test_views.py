@@ -164,23 +164,6 @@ def test_header_search_box_keeps_the_search_term(client):
     assert 'href="/visual/search/"' in page
 
 
-def _list_queries(client, count):
-    ProductFactory.create_batch(count, with_image=True)
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(LIST_URL)
-    assert response.status_code == 200
-    assert len(shown_ids(response)) == min(count, 24)
-    return len(queries)
-
-
-def test_list_page_queries_do_not_grow_with_products(client, settings):
-    settings.CATALOG_PAGE_SIZE = 24
-    few = _list_queries(client, 3)
-    many = _list_queries(client, 30)  # 33 products in all, a full page of 24
-
-    assert many == few
-
-
 def queries_for(client, url):
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
