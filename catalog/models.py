@@ -4,8 +4,13 @@ from django.db import models
 from django.urls import reverse
 
 
+def image_checksum(data):
+    """sha256 of image bytes, as kept in ``Product.image_checksum``."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def file_checksum(file):
-    """sha256 of a file's content, read in chunks; the file is left at its start."""
+    """``image_checksum`` of a file's content, read in chunks; the file is left at its start."""
     digest = hashlib.sha256()
     file.seek(0)
     for chunk in iter(lambda: file.read(1 << 20), b""):

@@ -1,7 +1,6 @@
 """Products as the API shows them: field names follow styles.csv (camelCase)."""
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
@@ -9,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .importing import ImageProblem
-from .importing.images import storable_image
+from .importing.images import photo_upload_limit_exceeded, storable_image
 from .models import Product
 
 
@@ -28,9 +27,9 @@ class ProductImageField(serializers.FileField):
 
     def to_internal_value(self, data):
         upload = super().to_internal_value(data)
-        limit = settings.PHOTO_UPLOAD_MAX_BYTES
-        if upload.size > limit:
-            raise serializers.ValidationError(f"The image is larger than {limit // (1024 * 1024)} MB.")
+        limit = photo_upload_limit_exceeded(upload)
+        if limit:
+            raise serializers.ValidationError(f"The image is larger than {limit}.")
         try:
             stored = storable_image(upload.read())
         except ImageProblem as problem:

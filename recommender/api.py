@@ -1,7 +1,6 @@
 """Visual search over the API: similar products, search by photo, recommendations."""
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from django.template.defaultfilters import filesizeformat
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -11,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from catalog.importing.images import photo_upload_limit_exceeded
 from catalog.models import Product
 from catalog.serializers import ProductSerializer
 from shop.services import cart_lines, get_cart
@@ -40,8 +40,8 @@ class PhotoSearchInput(SearchOptions):
     image = serializers.FileField(help_text="A JPEG, PNG or WebP photo.")
 
     def validate_image(self, image):
-        if image.size > settings.PHOTO_UPLOAD_MAX_BYTES:
-            limit = filesizeformat(settings.PHOTO_UPLOAD_MAX_BYTES)
+        limit = photo_upload_limit_exceeded(image)
+        if limit:
             raise ValidationError(f"The image is larger than {limit}.")
         return image
 

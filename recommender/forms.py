@@ -1,7 +1,6 @@
 from django import forms
-from django.conf import settings
-from django.template.defaultfilters import filesizeformat
 
+from catalog.importing.images import photo_upload_limit_exceeded
 from catalog.models import Product
 
 IMAGE_TYPES = "image/jpeg,image/png,image/webp"
@@ -32,8 +31,8 @@ class PhotoSearchForm(forms.Form):
 
     def clean_photo(self):
         photo = self.cleaned_data.get("photo")
-        if photo and photo.size > settings.PHOTO_UPLOAD_MAX_BYTES:
-            limit = filesizeformat(settings.PHOTO_UPLOAD_MAX_BYTES)
+        limit = photo and photo_upload_limit_exceeded(photo)
+        if limit:
             raise forms.ValidationError(f"This photo is too large: the limit is {limit}.")
         return photo
 

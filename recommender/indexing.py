@@ -4,7 +4,6 @@ Everything here is idempotent: embedding skips images whose checksum already has
 vectors for the model, and a rebuild always indexes whatever vectors are stored, so a
 task that is run twice, or again after a worker died, does no harm.
 """
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.models import Product
+from catalog.models import Product, image_checksum
 
 from . import index as annoy_index
 from .models import Embedding, IndexBuild
@@ -64,7 +63,7 @@ def products_needing_embedding(model_name=None):
 def _image_checksum_and_bytes(product):
     with product.image.open("rb") as handle:
         data = handle.read()
-    return hashlib.sha256(data).hexdigest(), data
+    return image_checksum(data), data
 
 
 def embed_products(product_ids, progress=None):

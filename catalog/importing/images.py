@@ -6,10 +6,10 @@ JPEGs are stored byte for byte; PNG and WebP photos are converted to JPEG so eve
 file really is what its ``.jpg`` name says.
 """
 
-import hashlib
 import io
 
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageProblem
@@ -20,9 +20,11 @@ JPEG_QUALITY = 90
 _JPEG_START = b"\xff\xd8"
 
 
-def checksum(data):
-    """sha256 of image bytes, as kept in ``Product.image_checksum``."""
-    return hashlib.sha256(data).hexdigest()
+def photo_upload_limit_exceeded(upload):
+    """For a photo upload over ``PHOTO_UPLOAD_MAX_BYTES``, the limit as people read it
+    (e.g. "8.0 MB"); None when the upload is within it."""
+    limit = settings.PHOTO_UPLOAD_MAX_BYTES
+    return filesizeformat(limit) if upload.size > limit else None
 
 
 def looks_like_jpeg(data):

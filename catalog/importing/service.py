@@ -19,11 +19,11 @@ from django.core.files.base import ContentFile
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from catalog.models import ImportRun, Product
+from catalog.models import ImportRun, Product, image_checksum
 from catalog.signals import products_imported
 
 from .errors import ImageProblem
-from .images import checksum, looks_like_jpeg, storable_image
+from .images import looks_like_jpeg, storable_image
 from .prices import default_price, default_stock
 from .sources import Catalogue, open_catalogue
 from .styles import read_styles
@@ -156,7 +156,7 @@ def _store_image(pending, catalogue, storage):
     # Most re-imported images are unchanged JPEGs: compare before decoding anything.
     if (
         looks_like_jpeg(data)
-        and checksum(data) == product.image_checksum
+        and image_checksum(data) == product.image_checksum
         and _has_stored_image(product, storage)
     ):
         return
@@ -165,7 +165,7 @@ def _store_image(pending, catalogue, storage):
     except ImageProblem as problem:
         _image_problem(pending, str(problem), storage)
         return
-    digest = checksum(data)
+    digest = image_checksum(data)
     if digest == product.image_checksum and _has_stored_image(product, storage):
         return
     name = _IMAGE_FIELD.generate_filename(product, f"{product.id}.jpg")

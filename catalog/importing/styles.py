@@ -16,21 +16,16 @@ import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from catalog.filters import FACETS
 from catalog.models import Product
 
 from .errors import CatalogueFileError
 
-# styles.csv column -> Product field.
+# styles.csv column -> Product field: the facet columns the storefront filters on, plus these.
 COLUMNS = {
     "id": "id",
-    "gender": "gender",
-    "masterCategory": "master_category",
-    "subCategory": "sub_category",
-    "articleType": "article_type",
-    "baseColour": "base_colour",
-    "season": "season",
+    **FACETS,
     "year": "year",
-    "usage": "usage",
     "productDisplayName": "name",
     "price": "price",
     "stock": "stock",
@@ -38,16 +33,7 @@ COLUMNS = {
 REQUIRED_COLUMNS = ("id", "productDisplayName")
 NAME_COLUMN = "productDisplayName"
 # Text columns, checked against the model's max_length so no database truncates or refuses them.
-TEXT_FIELDS = [
-    "gender",
-    "master_category",
-    "sub_category",
-    "article_type",
-    "base_colour",
-    "season",
-    "usage",
-    "name",
-]
+TEXT_FIELDS = [*FACETS.values(), "name"]
 MISSING = "NA"
 MAX_ID = 2_147_483_647  # PositiveIntegerField's limit on every database
 MAX_PRICE = Decimal("99999999.99")  # DecimalField(max_digits=10, decimal_places=2)
