@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 logger = logging.getLogger(__name__)
@@ -143,15 +142,6 @@ class LoadedIndex:
         )
         return [(int(self.product_ids[item]), distance) for item, distance in zip(items, distances)]
 
-    def neighbours_of_product(self, product_id, count, search_k=None):
-        """Like ``neighbours_of_vector`` for a product in the index, or None if it is not."""
-        item = self.positions.get(product_id)
-        if item is None:
-            return None
-        search_k = settings.ANNOY_SEARCH_K if search_k is None else search_k
-        items, distances = self.annoy.get_nns_by_item(item, count, search_k=search_k, include_distances=True)
-        return [(int(self.product_ids[i]), distance) for i, distance in zip(items, distances)]
-
     def stored_neighbours(self, product_id):
         """Product ids of the product's nearest items as computed at build time, nearest
         first; None when the product is not in this build."""
@@ -232,6 +222,3 @@ def forget_loaded_index():
     with _lock:
         _state.update(key=None, index=None)
 
-
-def now_iso():
-    return timezone.now().isoformat()

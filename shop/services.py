@@ -5,7 +5,7 @@ the browser sends), a shopper's through their account. At login the visitor's ca
 merged into the shopper's open cart.
 """
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
@@ -225,7 +225,6 @@ class ShippingDetails:
     city: str
     postal_code: str
     country: str
-    extra: dict = field(default_factory=dict)
 
 
 @transaction.atomic
