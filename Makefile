@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test test-postgres install install-dev browser migrate demo worker beat serve bench clean
+.PHONY: run test test-postgres lint format install install-dev browser migrate demo worker beat serve bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,22 @@ test-postgres: install-dev
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/storefront} \
 		$(BIN)/pytest -m "not browser and (celery_worker or not slow)" $(PYTEST_ARGS)
 
-## Headless Chromium for the browser tests (Debian packages; needs root and apt).
-browser:
-	@$(PY) -m scripts.ensure_chromium || true
+## Headless Chromium for the browser tests (Debian packages, installed when root with apt;
+## fails when that install fails; elsewhere says what is missing and the browser tests skip).
+browser: install
+	$(PY) -m scripts.ensure_chromium
+
+## Style, formatting, import contracts and missing migrations.
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
+
+## Apply ruff's fixes and formatting.
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## Services mode: a Celery worker and the periodic scheduler (need REDIS_URL).
 worker: install

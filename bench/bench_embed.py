@@ -3,6 +3,7 @@ the image preparation and colour signature around it. Prints one JSON object.
 
     .venv/bin/python bench/bench_embed.py [--repeats 20]
 """
+
 import argparse
 import io
 import json
@@ -34,7 +35,7 @@ def jpeg_bytes(width, height, seed=0):
 
     rng = np.random.default_rng(seed)
     pixels = np.full((height, width, 3), 255, dtype=np.uint8)
-    pixels[height // 8: -height // 8, width // 6: -width // 6] = rng.integers(0, 255, 3)
+    pixels[height // 8 : -height // 8, width // 6 : -width // 6] = rng.integers(0, 255, 3)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
@@ -48,8 +49,6 @@ def main():
     import django
 
     django.setup()
-    from django.conf import settings
-
     from recommender.embedding import colour_descriptor, efficientnet_lite, prepare_image
     from recommender.embedding.backend import load_tensorflow
     from recommender.embedding.embedder import Embedder
@@ -61,16 +60,15 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="bench-models-") as cache_dir:
         # An empty cache folder forces the conversion from the PyTorch file.
-        settings.MODEL_CACHE_DIR = Path(cache_dir)
         start = time.perf_counter()
-        efficientnet_lite.load_efficientnet_lite0(include_top=True)
+        efficientnet_lite.load_efficientnet_lite0(include_top=True, cache_dir=cache_dir)
         results["first_load_with_conversion_s"] = round(time.perf_counter() - start, 2)
         start = time.perf_counter()
-        model = efficientnet_lite.load_efficientnet_lite0(include_top=True)
+        model = efficientnet_lite.load_efficientnet_lite0(include_top=True, cache_dir=cache_dir)
         results["cached_load_s"] = round(time.perf_counter() - start, 2)
 
     features = efficientnet_lite.feature_extractor(model)
-    embedder = Embedder("efficientnet_lite0", 1280, "bench", features, efficientnet_lite.preprocess_input)
+    embedder = Embedder("efficientnet_lite0", 1280, features, efficientnet_lite.preprocess_input)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
 

@@ -13,6 +13,7 @@ skip the CNN (delete DIR after changing the embedder or the colour signature).
 
     .venv/bin/python bench/bench_quality.py [--cache /tmp/quality-cache]
 """
+
 import argparse
 import json
 import tempfile
@@ -39,7 +40,7 @@ def main():
         setup_django(tmp, data_dir)
         from django.conf import settings
 
-        from recommender import evaluation
+        from quality import evaluation
 
         weights = [float(weight) for weight in args.weights.split(",")]
         catalogue, catalogue_seconds = evaluation.cached_sample(

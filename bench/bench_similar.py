@@ -14,6 +14,7 @@ there (or computes and keeps them); nothing is written into the repository.
 
     .venv/bin/python bench/bench_similar.py [--cache /tmp/quality-cache] [--skip-database]
 """
+
 import argparse
 import json
 import statistics
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 from common import DATASETS, log, rounded, setup_django
+
 CATALOGUE_SIZE = 44_441
 # 5 similar products + the product itself; and products_near's first request for k=5.
 COUNTS = (6, 44)
@@ -53,7 +55,7 @@ def scale_test(evaluation, sample, colour_weight, n_trees, search_k, folder, que
     """Build an index the size of the full catalogue and time lookups in it."""
     import numpy as np
 
-    from recommender.vectors import search_vectors
+    from recommender.vector_store import search_vectors
 
     cnn, colour = evaluation.synthetic_catalogue(sample, CATALOGUE_SIZE, seed=seed)
     vectors = search_vectors(cnn, colour, colour_weight)
@@ -89,12 +91,12 @@ def end_to_end(cnn, colour, samples, seed=0):
     from django.utils import timezone
 
     from catalog.models import Product
-    from recommender import index as annoy_index
+    from recommender import annoy_index
     from recommender.embedding import VECTOR_RECIPE
-    from recommender.indexing import rebuild_index
     from recommender.models import Embedding
-    from recommender.services import similar_products
-    from recommender.vectors import current_model_name
+    from recommender.refresh import rebuild_index
+    from recommender.similar import similar_products
+    from recommender.vector_store import current_model_name
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
@@ -108,9 +110,13 @@ def end_to_end(cnn, colour, samples, seed=0):
     Embedding.objects.bulk_create(
         (
             Embedding(
-                product_id=pk, model_name=model_name, recipe=VECTOR_RECIPE, checksum="bench",
+                product_id=pk,
+                model_name=model_name,
+                recipe=VECTOR_RECIPE,
+                checksum="bench",
                 cnn=cnn[pk - 1].tobytes(),
-                colour=colour[pk - 1].tobytes(), updated_at=now,
+                colour=colour[pk - 1].tobytes(),
+                updated_at=now,
             )
             for pk in ids
         ),
@@ -159,7 +165,7 @@ def main():
         import numpy as np
         from django.conf import settings
 
-        from recommender import evaluation
+        from quality import evaluation
 
         sample, _ = evaluation.cached_sample(
             args.cache and args.cache / "catalogue.npz",
@@ -179,8 +185,13 @@ def main():
         )
         log("building the catalogue-size index")
         scale, cnn, colour = scale_test(
-            evaluation, sample, weight, settings.ANNOY_N_TREES, settings.ANNOY_SEARCH_K,
-            tmp / "scale-index", args.scale_queries,
+            evaluation,
+            sample,
+            weight,
+            settings.ANNOY_N_TREES,
+            settings.ANNOY_SEARCH_K,
+            tmp / "scale-index",
+            args.scale_queries,
         )
         report = {
             "colour_weight": weight,

@@ -1,4 +1,5 @@
 """What every benchmark shares: paths, logging to stderr, rounding, Django in a temp dir."""
+
 import os
 import sys
 from pathlib import Path

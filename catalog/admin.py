@@ -9,7 +9,8 @@ from django.urls import path
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from recommender.vectors import current_embeddings
+from config.admin_mixins import ReadOnlyAdminMixin
+from recommender.vector_store import current_embeddings
 
 from .filters import FACETS
 from .forms import CatalogueImportForm
@@ -56,15 +57,12 @@ class ProductAdmin(admin.ModelAdmin):
         (None, {"fields": ["id", "name", "price", "stock", "is_active", "is_demo"]}),
         (
             "Categories",
-            {
-                "fields": [*FACETS.values(), "year"]
-            },
+            {"fields": [*FACETS.values(), "year"]},
         ),
         ("Image", {"fields": ["image_preview", "image", "image_checksum"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 
-    @admin.display(description="Image")
     def get_queryset(self, request):
         # Embedding status in the same query as the products (no query per row).
         current = current_embeddings().filter(product=OuterRef("pk"), checksum=OuterRef("image_checksum"))
@@ -76,6 +74,7 @@ class ProductAdmin(admin.ModelAdmin):
             return "no image"
         return "indexed" if product.has_vectors else "waiting"
 
+    @admin.display(description="Image")
     def thumbnail(self, product):
         if not product.image:
             return "—"
@@ -163,7 +162,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(ImportRun)
-class ImportRunAdmin(admin.ModelAdmin):
+class ImportRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Past imports, read only: they are the record of what each import did."""
 
     list_display = [
@@ -198,12 +197,6 @@ class ImportRunAdmin(admin.ModelAdmin):
         if not run.rejected_rows:
             return "None"
         return problems_table(run.rejected_rows)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -1,24 +1,15 @@
 """Products API: the storefront's list filters and search, read by anyone, written by staff."""
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from config.api import ErrorSerializer
 
-from .filters import FACETS, MAX_SEARCH_LENGTH, filter_products
+from .filters import ProductFilter
 from .models import Product
 from .serializers import ProductSerializer
-
-FILTER_PARAMETERS = [
-    OpenApiParameter(param, str, description=f"Only products whose {param} is exactly this value.")
-    for param in FACETS
-] + [
-    OpenApiParameter(
-        "q",
-        str,
-        description=f"Name search: every word must appear in the name (first {MAX_SEARCH_LENGTH} chars).",
-    )
-]
 
 # Reading needs no login (the schema otherwise lists only the session cookie).
 ANYONE = [{"cookieAuth": []}, {}]
@@ -39,7 +30,7 @@ class ProductAPIMixin:
 
 
 @extend_schema_view(
-    get=extend_schema(summary="List products", parameters=FILTER_PARAMETERS, auth=ANYONE),
+    get=extend_schema(summary="List products", auth=ANYONE),
     post=extend_schema(
         summary="Create a product (staff)",
         description="Multipart with an `image` file to give it a photo (JPEG, PNG or WebP).",
@@ -49,8 +40,9 @@ class ProductAPIMixin:
 class ProductListAPI(ProductAPIMixin, generics.ListCreateAPIView):
     """Active products, filtered and searched like the storefront list page."""
 
-    def get_queryset(self):
-        return filter_products(self.request.query_params)
+    queryset = Product.objects.visible()
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ProductFilter
 
 
 @extend_schema_view(

@@ -10,12 +10,15 @@ with ``is_demo=True``. The same count and seed always give the same files.
 
 import random
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from PIL import Image, ImageDraw, ImageFilter
 
-from catalog.importing import import_catalogue, open_catalogue
+from catalog.importing import ImportReport, import_catalogue, open_catalogue
 
 DEMO_FIRST_ID = 900_001
 DEFAULT_SEED = 2024
@@ -114,7 +117,7 @@ class DemoProduct:
         return ",".join(cells)
 
 
-def demo_products(count, seed=DEFAULT_SEED):
+def demo_products(count: int, seed: int = DEFAULT_SEED) -> list[DemoProduct]:
     """``count`` demo products, every article type in turn, colours and patterns by ``seed``."""
     rng = random.Random(seed)
     products = []
@@ -308,7 +311,7 @@ def _fabric(colour, pattern):
     return fabric
 
 
-def draw_product(product):
+def draw_product(product: DemoProduct) -> Image.Image:
     """The product's picture: its silhouette cut from patterned fabric on a studio background."""
     shape, details = SILHOUETTES[product.article_type.draw]
     mask = Image.new("L", IMAGE_SIZE, 0)
@@ -321,7 +324,7 @@ def draw_product(product):
     return image
 
 
-def write_demo_catalogue(out_dir, count, seed=DEFAULT_SEED):
+def write_demo_catalogue(out_dir: str | PathLike, count: int, seed: int = DEFAULT_SEED) -> Path:
     """Write ``count`` demo products as ``out_dir``/styles.csv + images/<id>.jpg; returns ``out_dir``."""
     out_dir = Path(out_dir)
     images = out_dir / "images"
@@ -334,7 +337,13 @@ def write_demo_catalogue(out_dir, count, seed=DEFAULT_SEED):
     return out_dir
 
 
-def import_demo_catalogue(count, seed=DEFAULT_SEED, user=None, on_progress=None):
+def import_demo_catalogue(
+    count: int,
+    seed: int = DEFAULT_SEED,
+    *,
+    user: AbstractBaseUser | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
     """Generate ``count`` demo products in a temporary folder and import them as demo data."""
     with tempfile.TemporaryDirectory(prefix="demo-catalogue-") as folder:
         write_demo_catalogue(folder, count, seed)

@@ -3,6 +3,8 @@ import hashlib
 from django.db import models
 from django.urls import reverse
 
+from .availability import Availability, availability
+
 
 def image_checksum(data):
     """sha256 of image bytes, as kept in ``Product.image_checksum``."""
@@ -11,12 +13,10 @@ def image_checksum(data):
 
 def file_checksum(file):
     """``image_checksum`` of a file's content, read in chunks; the file is left at its start."""
-    digest = hashlib.sha256()
     file.seek(0)
-    for chunk in iter(lambda: file.read(1 << 20), b""):
-        digest.update(chunk)
+    digest = hashlib.file_digest(file, "sha256").hexdigest()
     file.seek(0)
-    return digest.hexdigest()
+    return digest
 
 
 class ProductQuerySet(models.QuerySet):
@@ -73,15 +73,6 @@ class Product(models.Model):
     def __str__(self):
         return f"{self.name} ({self.id})"
 
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
-        # Lets post_save listeners tell whether the image changed in this save.
-        instance.loaded_image_checksum = instance.__dict__.get("image_checksum")
-        return instance
-
-    loaded_image_checksum = None
-
     def save(self, *args, **kwargs):
         if self.image and not getattr(self.image, "_committed", True):
             self.image_checksum = file_checksum(self.image)
@@ -92,14 +83,26 @@ class Product(models.Model):
     def get_absolute_url(self):
         return reverse("catalog:product_detail", args=[self.pk])
 
+    # Lets post_save listeners tell whether the image changed in this save.
+    loaded_image_checksum = None
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance.loaded_image_checksum = instance.__dict__.get("image_checksum")
+        return instance
+
     @property
     def display_name(self):
         """The name shown to shoppers; a few dataset rows have none (literal NA)."""
-        return self.name or " ".join(filter(None, [self.base_colour, self.article_type])) or f"Product {self.pk}"
+        return (
+            self.name or " ".join(filter(None, [self.base_colour, self.article_type])) or f"Product {self.pk}"
+        )
 
     @property
-    def in_stock(self):
-        return self.stock > 0
+    def availability(self) -> Availability:
+        """Whether and how many can be bought, and what shoppers are told: see ``catalog.availability``."""
+        return availability(self)
 
 
 class ImportRun(models.Model):

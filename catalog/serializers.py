@@ -1,4 +1,5 @@
 """Products as the API shows them: field names follow styles.csv (camelCase)."""
+
 from decimal import Decimal
 
 from django.core.files.base import ContentFile
@@ -54,7 +55,7 @@ class ProductSerializer(serializers.ModelSerializer):
     articleType = _category_field("article_type")
     baseColour = _category_field("base_colour")
     price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0.00"))
-    in_stock = serializers.BooleanField(read_only=True)
+    in_stock = serializers.BooleanField(source="availability.is_buyable", read_only=True)
     image = ProductImageField(required=False)
     url = serializers.SerializerMethodField()
 

@@ -1,26 +1,15 @@
 """Storefront catalogue pages: the filterable product list and the product page."""
+
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
-from recommender.services import recommended_for, record_view, similar_products
+from recommender.recommendations import recommended_for, record_view
+from recommender.similar import similar_products
 from shop.services import cart_lines, get_cart
 
-from .filters import FACETS, active_filters, facet_counts, filter_products
+from .filters import FACET_LABELS, FACETS, ProductFilter, facet_counts
 from .models import Product
-
-# How each facet is named to shoppers, in the order of catalog.filters.FACETS.
-FACET_LABELS = {
-    "gender": "Gender",
-    "masterCategory": "Category",
-    "subCategory": "Subcategory",
-    "articleType": "Type",
-    "baseColour": "Colour",
-    "season": "Season",
-    "usage": "Usage",
-}
-# From this many pieces down the product page says "Only N left".
-LOW_STOCK = 5
 
 
 def _without(params, *names):
@@ -33,14 +22,15 @@ def _without(params, *names):
 
 def product_list(request):
     """The catalogue: facet filters with counts, name search and pagination."""
-    products = filter_products(request.GET)
+    filters = ProductFilter(request.GET, queryset=Product.objects.visible())
+    products = filters.qs
     page = Paginator(products, settings.CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
-    chosen = active_filters(request.GET)
+    chosen = filters.chosen()
     counts = facet_counts(products)
     facets = [
         {
             "param": param,
-            "label": FACET_LABELS.get(param, param),
+            "label": FACET_LABELS[param],
             "chosen": chosen.get(param, ""),
             "options": counts[param],
         }
@@ -48,7 +38,7 @@ def product_list(request):
     ]
     removable = [
         {
-            "label": "Search" if param == "q" else FACET_LABELS.get(param, param),
+            "label": filters.filters[param].label,
             "value": value,
             "query": _without(request.GET, param),
         }
@@ -76,15 +66,6 @@ def _recommended(request):
     return recommended_for(request, cart_product_ids=in_cart)
 
 
-def stock_label(product):
-    """What the product page says about availability."""
-    if product.stock <= 0:
-        return "Out of stock"
-    if product.stock <= LOW_STOCK:
-        return f"Only {product.stock} left"
-    return "In stock"
-
-
 def product_detail(request, pk):
     """One product with all its attributes; inactive products do not exist for shoppers."""
     product = get_object_or_404(Product.objects.visible(), pk=pk)
@@ -92,10 +73,5 @@ def product_detail(request, pk):
     return render(
         request,
         "catalog/product_detail.html",
-        {
-            "product": product,
-            "stock_label": stock_label(product),
-            "max_quantity": min(product.stock, settings.CART_MAX_QUANTITY),
-            "similar_products": similar_products(product),
-        },
+        {"product": product, "similar_products": similar_products(product)},
     )

@@ -1,5 +1,6 @@
 """API-wide behaviour: every error is JSON with a human-readable ``detail``, session
 authentication checks CSRF for visitors too, and lists page the same way."""
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from drf_spectacular.authentication import SessionScheme

@@ -1,4 +1,5 @@
 """All REST endpoints under /api/, one router so the schema lists them together."""
+
 from django.urls import include, path, re_path
 
 from .api import not_found

@@ -1,8 +1,8 @@
 """Visual search over the API: similar products, search by photo, recommendations."""
+
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -10,30 +10,46 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from catalog.filters import FACET_LABELS
 from catalog.importing.images import photo_upload_limit_exceeded
 from catalog.models import Product
 from catalog.serializers import ProductSerializer
 from shop.services import cart_lines, get_cart
 
-from . import services
+from .embedding import InvalidImage
+from .neighbours import MAX_RESULTS, RESULT_FILTERS, result_filters
+from .photo_search import search_by_photo
+from .recommendations import recommended_for
+from .similar import similar_products
 
-FILTER_PARAMETERS = [
-    OpenApiParameter("gender", OpenApiTypes.STR, description="Only products for this gender, e.g. Women."),
-    OpenApiParameter("masterCategory", OpenApiTypes.STR, description="Only this category, e.g. Footwear."),
-]
-K_PARAMETER = OpenApiParameter(
-    "k", OpenApiTypes.INT, description=f"How many products (1 to {services.MAX_RESULTS}, default 5)."
-)
 RESULTS = inline_serializer("ProductResults", {"results": ProductSerializer(many=True)})
 
 
-class SearchOptions(serializers.Serializer):
-    k = serializers.IntegerField(min_value=1, max_value=services.MAX_RESULTS, default=settings.SIMILAR_PRODUCTS_COUNT)
-    gender = serializers.CharField(required=False, allow_blank=True, max_length=20)
-    masterCategory = serializers.CharField(required=False, allow_blank=True, max_length=50)
+class ResultCount(serializers.Serializer):
+    k = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_RESULTS,
+        default=settings.SIMILAR_PRODUCTS_COUNT,
+        help_text=f"How many products (1 to {MAX_RESULTS}, default {settings.SIMILAR_PRODUCTS_COUNT}).",
+    )
+
+
+class SearchOptions(ResultCount):
+    """How many results, and the shopper-facing result filters (recommender.neighbours)."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for param in RESULT_FILTERS:
+            fields[param] = serializers.CharField(
+                required=False,
+                allow_blank=True,
+                max_length=50,
+                help_text=f"Only products whose {FACET_LABELS[param].lower()} is exactly this value.",
+            )
+        return fields
 
     def filters(self):
-        return {key: self.validated_data[key] for key in ("gender", "masterCategory") if self.validated_data.get(key)}
+        return result_filters(self.validated_data)
 
 
 class PhotoSearchInput(SearchOptions):
@@ -59,11 +75,11 @@ def _options(serializer_class, data):
 class SimilarProductsAPI(APIView):
     """The products that look most like this one (never itself; active and in stock)."""
 
-    @extend_schema(parameters=[K_PARAMETER, *FILTER_PARAMETERS], responses=RESULTS)
+    @extend_schema(parameters=[SearchOptions], responses=RESULTS)
     def get(self, request, pk):
         product = get_object_or_404(Product.objects.visible(), pk=pk)
         options = _options(SearchOptions, request.query_params)
-        similar = services.similar_products(product, k=options.validated_data["k"], filters=options.filters())
+        similar = similar_products(product, k=options.validated_data["k"], filters=options.filters())
         return _results(request, similar)
 
 
@@ -79,24 +95,24 @@ class PhotoSearchAPI(APIView):
 
     @extend_schema(request=PhotoSearchInput, responses=RESULTS)
     def post(self, request):
-        from .embedding import InvalidImage
-
         options = _options(PhotoSearchInput, request.data)
         try:
-            found = services.search_by_photo(
-                options.validated_data["image"].read(), k=options.validated_data["k"], filters=options.filters()
+            found = search_by_photo(
+                options.validated_data["image"].read(),
+                k=options.validated_data["k"],
+                filters=options.filters(),
             )
         except InvalidImage as exc:
-            raise ValidationError({"image": [str(exc)]})
+            raise ValidationError({"image": [str(exc)]}) from exc
         return _results(request, found)
 
 
 class RecommendationsAPI(APIView):
     """Recommended for you: from what you viewed and put in your cart."""
 
-    @extend_schema(parameters=[K_PARAMETER], responses=RESULTS)
+    @extend_schema(parameters=[ResultCount], responses=RESULTS)
     def get(self, request):
-        options = _options(SearchOptions, request.query_params)
+        options = _options(ResultCount, request.query_params)
         in_cart = [line.product_id for line in cart_lines(get_cart(request))]
-        found = services.recommended_for(request, cart_product_ids=in_cart, k=options.validated_data["k"])
+        found = recommended_for(request, cart_product_ids=in_cart, k=options.validated_data["k"])
         return _results(request, found)

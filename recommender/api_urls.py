@@ -1,3 +1,5 @@
+"""API routes of visual search: similar products, search by photo, recommendations."""
+
 from django.urls import path
 
 from . import api

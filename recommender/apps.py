@@ -1,3 +1,5 @@
+"""The recommender app: visual similarity, photo search and recommendations."""
+
 from django.apps import AppConfig
 
 
@@ -6,4 +8,6 @@ class RecommenderConfig(AppConfig):
     verbose_name = "Visual recommendations"
 
     def ready(self):
-        from . import signals  # noqa: F401  (embed products when their image changes)
+        # Signals embed products when their image changes; the tasks module registers the
+        # tasks that recommender.queueing sends by name, in web processes too.
+        from . import signals, tasks  # noqa: F401

@@ -1,13 +1,24 @@
+"""The search-by-photo form (upload or catalogue photo, and the result filters)."""
+
 from django import forms
 
+from catalog.filters import FACET_LABELS, FACETS
 from catalog.importing.images import photo_upload_limit_exceeded
 from catalog.models import Product
+
+from .neighbours import RESULT_FILTERS, result_filters
 
 IMAGE_TYPES = "image/jpeg,image/png,image/webp"
 
 
 def _choices(field):
-    values = Product.objects.visible().exclude(**{field: ""}).values_list(field, flat=True).distinct().order_by(field)
+    values = (
+        Product.objects.visible()
+        .exclude(**{field: ""})
+        .values_list(field, flat=True)
+        .distinct()
+        .order_by(field)
+    )
     return [("", "Any")] + [(value, value) for value in values]
 
 
@@ -21,13 +32,13 @@ class PhotoSearchForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": IMAGE_TYPES}),
     )
     product = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
-    gender = forms.ChoiceField(required=False, choices=())
-    masterCategory = forms.ChoiceField(required=False, choices=(), label="Category")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["gender"].choices = _choices("gender")
-        self.fields["masterCategory"].choices = _choices("master_category")
+        for param in RESULT_FILTERS:
+            self.fields[param] = forms.ChoiceField(
+                required=False, label=FACET_LABELS[param], choices=_choices(FACETS[param])
+            )
 
     def clean_photo(self):
         photo = self.cleaned_data.get("photo")
@@ -42,5 +53,9 @@ class PhotoSearchForm(forms.Form):
             raise forms.ValidationError("Choose a photo to search with.")
         return data
 
+    def filter_fields(self):
+        """The result filters' bound fields, for the template."""
+        return [self[param] for param in RESULT_FILTERS]
+
     def filters(self):
-        return {key: self.cleaned_data[key] for key in ("gender", "masterCategory") if self.cleaned_data.get(key)}
+        return result_filters(self.cleaned_data)

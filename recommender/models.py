@@ -1,3 +1,6 @@
+"""What the recommender stores: image vectors, index builds, embedding requests and
+shoppers' product views."""
+
 import numpy as np
 from django.db import models
 
@@ -8,7 +11,7 @@ class Embedding(models.Model):
     ``checksum`` is the sha256 of the image the vectors were computed from, so an image is
     embedded once per model and again only when it changes. Vectors are float32 bytes:
     ``cnn`` is the network's pooled output, ``colour`` the foreground colour histogram;
-    the search vector mixes the two (see recommender.vectors).
+    the search vector mixes the two (see recommender.vector_store).
     """
 
     product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="embeddings")
@@ -21,7 +24,9 @@ class Embedding(models.Model):
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["product", "model_name"], name="one_embedding_per_model")]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "model_name"], name="one_embedding_per_model")
+        ]
 
     def __str__(self):
         return f"{self.model_name} vectors of product {self.product_id}"
@@ -72,3 +77,22 @@ class ProductView(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "product"], name="one_view_row_per_product")]
+
+    def __str__(self):
+        return f"{self.user} viewed product {self.product_id}"
+
+
+class PendingEmbedding(models.Model):
+    """A product whose photo is new or changed and whose embedding task is not sent yet.
+
+    Written in the transaction that changed the photo, so a rollback leaves no request
+    behind; drained after the commit, and by the periodic sweep, in batched tasks.
+    """
+
+    product = models.OneToOneField(
+        "catalog.Product", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"embedding requested for product {self.product_id}"

@@ -1,11 +1,12 @@
 """Embed products whenever their image is new or changed, however they were saved."""
+
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from catalog.models import Product
 from catalog.signals import products_imported
 
-from .indexing import forget_vectors, queue_embedding
+from .queueing import photos_removed, queue_embedding
 
 
 @receiver(post_save, sender=Product)
@@ -14,7 +15,7 @@ def embed_saved_product(sender, instance, created, raw=False, **kwargs):
         return
     if not instance.image:
         if instance.loaded_image_checksum:
-            forget_vectors([instance.pk])  # the photo was removed: it must not match by it
+            photos_removed([instance.pk])  # the photo was removed: it must not match by it
     elif created or instance.image_checksum != instance.loaded_image_checksum:
         queue_embedding([instance.pk])
     instance.loaded_image_checksum = instance.image_checksum

@@ -1,11 +1,11 @@
-"""Celery tasks. Each is idempotent, acknowledged late (a worker killed mid-task leaves
-the message for another worker), retried with backoff and bounded in time."""
+"""Celery tasks: one more interface that calls the services. Each is idempotent,
+acknowledged late (a worker killed mid-task leaves the message for another worker),
+retried with backoff and bounded in time. Sending them is recommender.queueing's job."""
+
 from celery import shared_task
-from django.conf import settings
-from django.core.cache import cache
 from django.db import DatabaseError
 
-from . import indexing
+from . import queueing, refresh
 
 RETRYABLE = (DatabaseError, OSError, ConnectionError)
 TASK_OPTIONS = {
@@ -19,30 +19,25 @@ TASK_OPTIONS = {
 }
 
 
-@shared_task(name="recommender.tasks.embed_products", soft_time_limit=600, time_limit=660, **TASK_OPTIONS)
+@shared_task(name=queueing.EMBED_TASK, soft_time_limit=600, time_limit=660, **TASK_OPTIONS)
 def embed_products_task(product_ids):
     """Embed the given products (those whose image changed), then ask for a rebuild."""
-    report = indexing.embed_products(product_ids)
+    report = refresh.embed_products(product_ids)
     if report.embedded:
-        indexing.request_index_rebuild()
+        queueing.request_index_rebuild()
     return report.as_dict()
 
 
-@shared_task(name="recommender.tasks.rebuild_index", soft_time_limit=1500, time_limit=1560, **TASK_OPTIONS)
+@shared_task(name=queueing.REBUILD_TASK, soft_time_limit=1500, time_limit=1560, **TASK_OPTIONS)
 def rebuild_index_task():
-    """Rebuild the index from all stored vectors."""
-    if not settings.CELERY_TASK_ALWAYS_EAGER:
-        # Requests arriving from now on need a rebuild after this one. In eager mode the
-        # marker is left to expire instead, so a burst in one process rebuilds once.
-        cache.delete(indexing.REBUILD_PENDING_KEY)
-    try:
-        build = indexing.rebuild_index()
-    except ValueError:  # nothing to index yet
+    """Rebuild the index from all stored vectors (after a debounced request)."""
+    build = queueing.run_requested_rebuild()
+    if build is None:
         return None
     return {"build": build.pk, "items": build.item_count, "seconds": round(build.duration_seconds, 3)}
 
 
-@shared_task(name="recommender.tasks.sweep", soft_time_limit=600, time_limit=660, **TASK_OPTIONS)
+@shared_task(name=queueing.SWEEP_TASK, soft_time_limit=600, time_limit=660, **TASK_OPTIONS)
 def sweep():
     """Periodic catch-up (celery beat): embed what was missed and refresh a stale index."""
-    return indexing.sweep()
+    return queueing.sweep()

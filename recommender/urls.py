@@ -1,3 +1,5 @@
+"""Page routes of visual search."""
+
 from django.urls import path
 
 from . import views

@@ -1,3 +1,5 @@
+"""The search-by-photo page."""
+
 import base64
 import io
 import logging
@@ -7,8 +9,10 @@ from PIL import Image
 
 from catalog.models import Product
 
-from . import services
+from .active_model import prepare_photo
+from .embedding import InvalidImage
 from .forms import PhotoSearchForm
+from .photo_search import search_by_photo, search_by_product_photo
 
 logger = logging.getLogger(__name__)
 PREVIEW_SIZE = (320, 320)
@@ -19,9 +23,7 @@ def _preview_data_url(data):
     """A small re-encoded JPEG of the shopper's photo to show beside the results.
 
     The upload itself is never stored or served back as sent."""
-    from .embedding import prepare_image
-
-    array = prepare_image(data)
+    array = prepare_photo(data)
     image = Image.fromarray(array)
     image.thumbnail(PREVIEW_SIZE)
     buffer = io.BytesIO()
@@ -31,8 +33,6 @@ def _preview_data_url(data):
 
 def photo_search(request):
     """Search by photo: upload a photo (POST) or pick a catalogue photo (GET ?product=)."""
-    from .embedding import InvalidImage
-
     context = {"results": None, "query_image": None, "query_product": None}
     if request.method == "POST":
         form = PhotoSearchForm(request.POST, request.FILES)
@@ -46,16 +46,18 @@ def photo_search(request):
         try:
             if photo:
                 data = photo.read()
-                context["results"] = services.search_by_photo(data, filters=filters)
+                context["results"] = search_by_photo(data, filters=filters)
                 context["query_image"] = _preview_data_url(data)
             else:
                 product = get_object_or_404(Product.objects.visible(), pk=form.cleaned_data["product"])
                 context["query_product"] = product
-                context["results"] = services.search_by_product_photo(product.pk, filters=filters)
+                context["results"] = search_by_product_photo(product.pk, filters=filters)
         except InvalidImage as exc:
             form.add_error("photo", str(exc))
     context["form"] = form
     if context["results"] is None:
-        context["examples"] = list(Product.objects.available().exclude(image="").order_by("?")[:EXAMPLE_COUNT])
+        context["examples"] = list(
+            Product.objects.available().exclude(image="").order_by("?")[:EXAMPLE_COUNT]
+        )
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "recommender/photo_search.html", context, status=status)

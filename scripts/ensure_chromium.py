@@ -3,6 +3,7 @@
 Runs only as root on a Debian-like system; elsewhere it says what to install and the
 browser tests skip with that reason.
 """
+
 import os
 import shutil
 import subprocess
@@ -15,8 +16,9 @@ def main():
     if os.path.exists(CHROMIUM):
         return 0
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        # Not ours to install: the browser tests skip and say so.
         print(f"{CHROMIUM} not found: install Debian's 'chromium' package to run the browser tests.")
-        return 1
+        return 0
     print("Installing chromium for the browser tests (apt-get)...")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)

@@ -1,21 +1,18 @@
 """Admin for orders (staff follow them up and change their status) and carts (read only)."""
+
 from django.contrib import admin
+
+from config.admin_mixins import ReadOnlyAdminMixin
 
 from .models import Cart, CartItem, Order, OrderItem
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     """Lines are a record of what happened: shown, never edited in the admin."""
 
     extra = 0
     can_delete = False
     show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class OrderItemInline(ReadOnlyInline):
@@ -32,12 +29,10 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("number", "email", "full_name", "user__username")
     date_hierarchy = "created_at"
     # Only the status moves on after checkout; what was bought and where it goes is fixed.
-    readonly_fields = (
-        "number", "user", "created_at", "total", "full_name", "email", "address", "city", "postal_code", "country",
-    )
+    readonly_fields = ("number", "user", "created_at", "total", *Order.SHIPPING_FIELDS)
     fieldsets = (
         (None, {"fields": ("number", "status", "user", "created_at", "total")}),
-        ("Shipping", {"fields": ("full_name", "email", "address", "city", "postal_code", "country")}),
+        ("Shipping", {"fields": Order.SHIPPING_FIELDS}),
     )
     inlines = (OrderItemInline,)
 
@@ -53,7 +48,7 @@ class CartItemInline(ReadOnlyInline):
 
 
 @admin.register(Cart)
-class CartAdmin(admin.ModelAdmin):
+class CartAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "user", "short_session", "status", "created_at", "updated_at")
     list_filter = ("status",)
     list_select_related = ("user",)
@@ -64,9 +59,3 @@ class CartAdmin(admin.ModelAdmin):
     @admin.display(description="Session")
     def short_session(self, obj):
         return obj.session_key[:8]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -3,6 +3,7 @@
 Carts live in the session (visitors) or the account (shoppers), so every change needs a
 CSRF token; GET /api/cart/ hands one out as the ``csrftoken`` cookie.
 """
+
 from django.middleware.csrf import get_token
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -134,7 +135,9 @@ class OrdersAPI(generics.ListAPIView):
         shipping = ShippingSerializer(data=request.data)
         shipping.is_valid(raise_exception=True)
         try:
-            order = place_order(get_cart(request), ShippingDetails(**shipping.validated_data), request.user)
+            order = place_order(
+                get_cart(request), ShippingDetails(**shipping.validated_data), user=request.user
+            )
         except CheckoutError as error:
             raise CheckoutConflict(" ".join(error.messages)) from error
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)

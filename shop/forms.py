@@ -1,4 +1,5 @@
 """Forms of the storefront: shipping details at checkout and account sign-up."""
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm

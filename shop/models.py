@@ -79,6 +79,9 @@ class Order(models.Model):
     total = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Where the order goes, as the shopper gave it at checkout.
+    SHIPPING_FIELDS = ("full_name", "email", "address", "city", "postal_code", "country")
+
     class Meta:
         ordering = ["-created_at", "-pk"]
 

@@ -1,4 +1,5 @@
 """Cart and orders as the API shows them, and the shapes of what clients send."""
+
 from rest_framework import serializers
 
 from catalog.serializers import ProductImageField
@@ -48,7 +49,7 @@ class ShippingSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Order
-        fields = ["full_name", "email", "address", "city", "postal_code", "country"]
+        fields = list(Order.SHIPPING_FIELDS)
 
 
 class OrderLineSerializer(serializers.ModelSerializer):
@@ -76,11 +77,6 @@ class OrderSerializer(serializers.ModelSerializer):
             "total",
             "items",
             "created_at",
-            "full_name",
-            "email",
-            "address",
-            "city",
-            "postal_code",
-            "country",
+            *Order.SHIPPING_FIELDS,
         ]
         read_only_fields = fields

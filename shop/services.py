@@ -4,20 +4,29 @@ A visitor's cart is found through the id stored in their session (never through 
 the browser sends), a shopper's through their account. At login the visitor's cart is
 merged into the shopper's open cart.
 """
+
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
+from django.http import HttpRequest
 
 from catalog.models import Product
 
 from .models import Cart, CartItem, Order, OrderItem
 
 SESSION_CART_KEY = "cart_id"
+
+# Product ids and quantities arrive as form or URL strings; the services validate them.
+ProductId = int | str | None
+Quantity = int | str | None
+AnyUser = AbstractBaseUser | AnonymousUser
 
 
 class CartError(ValidationError):
@@ -49,7 +58,7 @@ def _open_user_cart(user, create):
     return cart
 
 
-def get_cart(request, create=False):
+def get_cart(request: HttpRequest, *, create: bool = False) -> Cart | None:
     """The open cart of the current shopper or visitor, or None when there is none yet.
 
     With ``create=True`` a cart is created (and, for a visitor, its id kept in the session).
@@ -69,21 +78,22 @@ def get_cart(request, create=False):
     return cart
 
 
-def cart_lines(cart):
+def cart_lines(cart: Cart | None) -> list[CartItem]:
     """The cart's items with their products, in one query."""
     if cart is None:
         return []
     return list(cart.items.select_related("product"))
 
 
-def cart_totals(lines):
+def cart_totals(lines: Sequence[CartItem]) -> tuple[int, Decimal]:
     """Number of pieces and total price of a list of cart lines."""
     count = sum(line.quantity for line in lines)
     total = sum((line.line_total for line in lines), Decimal("0.00"))
     return count, total
 
 
-def cart_count(cart):
+def cart_count(cart: Cart | None) -> int:
+    """Number of pieces in the cart, counted by the database."""
     if cart is None:
         return 0
     return cart.items.aggregate(n=Sum("quantity"))["n"] or 0
@@ -91,9 +101,10 @@ def cart_count(cart):
 
 def _bounded_quantity(product, wanted):
     """Clamp a wanted quantity to what can be sold; returns (quantity, message or None)."""
-    limit = min(product.stock, settings.CART_MAX_QUANTITY)
+    available = product.availability
+    limit = available.max_quantity
     if wanted > limit:
-        if product.stock == 0:
+        if not available.is_buyable:
             return 0, f"Sorry, {product.display_name} is out of stock."
         return limit, f"Only {limit} of {product.display_name} can be ordered; quantity set to {limit}."
     return wanted, None
@@ -113,7 +124,7 @@ def _validated_quantity(quantity):
     try:
         quantity = int(quantity)
     except (TypeError, ValueError):
-        raise CartError("Quantity must be a whole number.")
+        raise CartError("Quantity must be a whole number.") from None
     if quantity < 0:
         raise CartError("Quantity cannot be negative.")
     return quantity
@@ -123,14 +134,14 @@ def _buyable_product(product_id):
     try:
         product = Product.objects.get(pk=product_id)
     except (Product.DoesNotExist, ValueError, TypeError):
-        raise CartError("This product does not exist.")
+        raise CartError("This product does not exist.") from None
     if not product.is_active:
         raise CartError(f"{product.display_name} is no longer sold.")
     return product
 
 
 @transaction.atomic
-def add_to_cart(cart, product_id, quantity=1):
+def add_to_cart(cart: Cart, product_id: ProductId, quantity: Quantity = 1) -> CartChange:
     """Add ``quantity`` pieces of a product, bounded by its stock."""
     quantity = _validated_quantity(quantity)
     if quantity < 1:
@@ -154,7 +165,7 @@ def add_to_cart(cart, product_id, quantity=1):
 
 
 @transaction.atomic
-def set_quantity(cart, product_id, quantity):
+def set_quantity(cart: Cart, product_id: ProductId, quantity: Quantity) -> CartChange:
     """Set a line's quantity; 0 removes the line."""
     quantity = _validated_quantity(quantity)
     _lock_cart(cart)
@@ -180,19 +191,21 @@ def set_quantity(cart, product_id, quantity):
     return CartChange(product, new_quantity, f"Updated {product.display_name} to {new_quantity}.")
 
 
-def remove_from_cart(cart, product_id):
+def remove_from_cart(cart: Cart, product_id: ProductId) -> CartChange:
     """Remove a product from the cart."""
     return set_quantity(cart, product_id, 0)
 
 
 @transaction.atomic
-def merge_session_cart(request, user):
+def merge_session_cart(request: HttpRequest, user: AbstractBaseUser) -> Cart | None:
     """Fold the visitor's session cart into the user's open cart (called at login)."""
     cart_id = request.session.pop(SESSION_CART_KEY, None)
     if not cart_id:
         return None
     visitor_cart = (
-        Cart.objects.select_for_update().filter(pk=cart_id, user__isnull=True, status=Cart.Status.OPEN).first()
+        Cart.objects.select_for_update()
+        .filter(pk=cart_id, user__isnull=True, status=Cart.Status.OPEN)
+        .first()
     )
     if visitor_cart is None:
         return None
@@ -219,6 +232,8 @@ def _order_number():
 
 @dataclass
 class ShippingDetails:
+    """Where an order goes, as the shopper gave it at checkout."""
+
     full_name: str
     email: str
     address: str
@@ -228,7 +243,7 @@ class ShippingDetails:
 
 
 @transaction.atomic
-def place_order(cart, shipping, user=None):
+def place_order(cart: Cart | None, shipping: ShippingDetails, *, user: AnyUser | None = None) -> Order:
     """Turn the cart into an order, taking the pieces out of stock.
 
     Stock is decremented with conditional UPDATEs (``stock >= quantity``) inside one
@@ -286,7 +301,7 @@ def place_order(cart, shipping, user=None):
     return order
 
 
-def orders_for(user):
+def orders_for(user: AnyUser) -> QuerySet[Order]:
     """Orders a user may see: only their own."""
     if not user.is_authenticated:
         return Order.objects.none()

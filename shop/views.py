@@ -3,6 +3,7 @@
 Every cart change and every order goes through shop.services, the same functions the
 API uses; the views add messages, redirects and the session memory of placed orders.
 """
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -14,7 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from recommender.services import recommended_for
+from recommender.recommendations import recommended_for
 
 from .forms import ShippingForm, SignupForm
 from .models import Cart, Order
@@ -123,8 +124,9 @@ def _line_problem(line):
     product = line.product
     if not product.is_active:
         return "No longer sold; please remove it."
-    if product.stock == 0:
-        return "Out of stock; please remove it."
+    available = product.availability
+    if not available.is_buyable:
+        return f"{available.message}; please remove it."
     if line.quantity > product.stock:
         return f"Only {product.stock} left; please lower the quantity."
     return ""
@@ -132,11 +134,7 @@ def _line_problem(line):
 
 def _cart_rows(lines):
     return [
-        {
-            "line": line,
-            "max_quantity": min(line.product.stock, settings.CART_MAX_QUANTITY),
-            "problem": _line_problem(line),
-        }
+        {"line": line, "max_quantity": line.product.availability.max_quantity, "problem": _line_problem(line)}
         for line in lines
     ]
 
@@ -209,7 +207,7 @@ def checkout(request):
                 if placed:
                     return placed
             try:
-                order = place_order(cart, form.shipping_details(), request.user)
+                order = place_order(cart, form.shipping_details(), user=request.user)
             except CheckoutError as exc:
                 placed = _placed_order_redirect(request, cart.pk if cart else None)
                 if placed:
@@ -228,7 +226,9 @@ def checkout(request):
         return redirect("shop:cart")
     count, total = cart_totals(lines)
     return render(
-        request, "shop/checkout.html", {"form": form, "rows": _cart_rows(lines), "count": count, "total": total}
+        request,
+        "shop/checkout.html",
+        {"form": form, "rows": _cart_rows(lines), "count": count, "total": total},
     )
 
 

@@ -1,15 +1,19 @@
 """factory-boy factories for every domain object."""
-import io
+
 from decimal import Decimal
 
 import factory
+import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
-from PIL import Image
+from django.utils import timezone
 
 from catalog.models import Product
+from recommender.embedding import VECTOR_RECIPE
+from recommender.models import Embedding
+from recommender.vector_store import current_model_name
 from shop.models import Cart, CartItem, Order, OrderItem
-
+from tests.images import image_bytes
 
 # Shipping details as the checkout form and the orders API take them.
 SHIPPING = {
@@ -20,13 +24,6 @@ SHIPPING = {
     "postal_code": "12345",
     "country": "Netherlands",
 }
-
-
-def image_bytes(colour=(200, 30, 30), size=(60, 80), fmt="JPEG"):
-    """A small real image, encoded."""
-    buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, fmt)
-    return buffer.getvalue()
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -103,3 +100,37 @@ class OrderItemFactory(factory.django.DjangoModelFactory):
     product_name = factory.LazyAttribute(lambda i: i.product.name)
     unit_price = Decimal("19.99")
     quantity = 1
+
+
+class EmbeddingFactory(factory.django.DjangoModelFactory):
+    """Vectors stored for a product as the embedding task would, for the current model.
+
+    ``cnn`` and ``colour`` take any sequence of numbers and are stored as float32 bytes.
+    A product that already has vectors for the model gets them replaced (update or create),
+    with a new ``updated_at``.
+    """
+
+    class Meta:
+        model = Embedding
+
+    product = factory.SubFactory(ProductFactory)
+    model_name = factory.LazyFunction(current_model_name)
+    checksum = "x"
+    recipe = VECTOR_RECIPE
+    cnn = factory.LazyFunction(lambda: np.ones(16, dtype=np.float32))
+    colour = factory.LazyFunction(lambda: np.ones(8, dtype=np.float32))
+    updated_at = factory.LazyFunction(timezone.now)
+
+    @classmethod
+    def _adjust_kwargs(cls, **kwargs):
+        for field in ("cnn", "colour"):
+            if not isinstance(kwargs[field], bytes):
+                kwargs[field] = np.asarray(kwargs[field], dtype=np.float32).tobytes()
+        return kwargs
+
+    @classmethod
+    def _create(cls, model_class, *args, product, model_name, **defaults):
+        embedding, _ = cls._get_manager(model_class).update_or_create(
+            product=product, model_name=model_name, defaults=defaults
+        )
+        return embedding

@@ -1,4 +1,5 @@
 """Production settings: secrets from the environment, Django's deployment checks clean."""
+
 import os
 import subprocess
 import sys
@@ -11,13 +12,21 @@ def run_manage(*args, **env):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     full_env.update(DJANGO_SETTINGS_MODULE="config.settings.production", **env)
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=PROJECT, env=full_env, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_deployment_checks_are_clean_in_production(tmp_path):
     result = run_manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         DJANGO_SECRET_KEY="a-long-random-production-secret-for-this-test-only-0123456789",
         DATA_DIR=str(tmp_path),
     )
@@ -33,7 +42,9 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
 
 def test_debug_cannot_be_switched_on_in_production(tmp_path):
     result = run_manage(
-        "shell", "-c", "from django.conf import settings; print('DEBUG', settings.DEBUG)",
+        "shell",
+        "-c",
+        "from django.conf import settings; print('DEBUG', settings.DEBUG)",
         DJANGO_SECRET_KEY="a-long-random-production-secret-for-this-test-only-0123456789",
         DJANGO_DEBUG="1",
         DATA_DIR=str(tmp_path),

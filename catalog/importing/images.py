@@ -9,6 +9,7 @@ file really is what its ``.jpg`` name says.
 import io
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 from PIL import Image, UnidentifiedImageError
 
@@ -20,19 +21,19 @@ JPEG_QUALITY = 90
 _JPEG_START = b"\xff\xd8"
 
 
-def photo_upload_limit_exceeded(upload):
+def photo_upload_limit_exceeded(upload: UploadedFile) -> str | None:
     """For a photo upload over ``PHOTO_UPLOAD_MAX_BYTES``, the limit as people read it
     (e.g. "8.0 MB"); None when the upload is within it."""
     limit = settings.PHOTO_UPLOAD_MAX_BYTES
     return filesizeformat(limit) if upload.size > limit else None
 
 
-def looks_like_jpeg(data):
+def looks_like_jpeg(data: bytes) -> bool:
     """Cheap test used to compare checksums before decoding anything."""
     return data.startswith(_JPEG_START)
 
 
-def storable_image(data):
+def storable_image(data: bytes) -> bytes:
     """The bytes to store for an image file, after checking it is a sound, bounded image.
 
     Raises ``ImageProblem`` with a reason an admin understands ("broken image ...",
@@ -60,6 +61,6 @@ def storable_image(data):
     except ImageProblem:
         raise
     except UnidentifiedImageError:
-        raise ImageProblem("broken image (not an image file Pillow can read)")
+        raise ImageProblem("broken image (not an image file Pillow can read)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageProblem(f"broken image ({error})")
+        raise ImageProblem(f"broken image ({error})") from error

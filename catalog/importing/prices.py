@@ -52,11 +52,11 @@ ARTICLE_TYPE_PRICES = {
 }
 
 
-def default_price(article_type):
+def default_price(article_type: str) -> Decimal:
     """The price given to a new product whose row has no price."""
     return ARTICLE_TYPE_PRICES.get(article_type, settings.CATALOG_DEFAULT_PRICE)
 
 
-def default_stock():
+def default_stock() -> int:
     """The stock given to a new product whose row has no stock."""
     return settings.CATALOG_DEFAULT_STOCK

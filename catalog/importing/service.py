@@ -13,8 +13,11 @@ imported without the new image (a product that had one keeps it) and the problem
 reported with the row's line number.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from os import PathLike
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import DatabaseError, transaction
 from django.utils import timezone
@@ -52,14 +55,14 @@ class ImportReport:
     run: ImportRun | None = None
 
     @property
-    def rejected(self):
+    def rejected(self) -> int:
         return len(self.rejected_rows)
 
     @property
-    def imported(self):
+    def imported(self) -> int:
         return self.created + self.updated + self.unchanged
 
-    def text_lines(self):
+    def text_lines(self) -> list[str]:
         """The report as plain text lines, for the command line and logs."""
         lines = [
             f"Imported {self.source}: {self.rows} rows",
@@ -265,7 +268,14 @@ def _record_run(run, report, finished):
     run.save()
 
 
-def import_catalogue(catalogue, *, user=None, is_demo=False, on_progress=None, batch_size=BATCH_SIZE):
+def import_catalogue(
+    catalogue: Catalogue | str | PathLike,
+    *,
+    user: AbstractBaseUser | None = None,
+    is_demo: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> ImportReport:
     """Import a catalogue and return its ``ImportReport``; the run is kept as an ``ImportRun``.
 
     ``catalogue`` is a ``Catalogue`` (see ``open_catalogue``/``open_uploaded_catalogue``)

@@ -10,6 +10,7 @@ import re
 import stat
 import zipfile
 import zlib
+from os import PathLike
 from pathlib import Path, PurePosixPath
 
 from .errors import CatalogueFileError, ImageProblem
@@ -65,7 +66,7 @@ class FolderImages:
         try:
             return path.read_bytes()
         except OSError as error:
-            raise ImageProblem(f"image file cannot be read ({error.strerror or error})")
+            raise ImageProblem(f"image file cannot be read ({error.strerror or error})") from error
 
     def close(self):
         pass
@@ -120,7 +121,7 @@ class ZipImages:
             with self.archive.open(info) as member:
                 data = member.read(MAX_IMAGE_BYTES + 1)
         except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError) as error:
-            raise ImageProblem(f"image cannot be read from the archive ({error})")
+            raise ImageProblem(f"image cannot be read from the archive ({error})") from error
         if len(data) > MAX_IMAGE_BYTES:
             raise ImageProblem(_too_big("image file", len(data)))
         return data
@@ -140,11 +141,11 @@ class Catalogue:
         self._read_styles = read_styles
         self.images = images
 
-    def read_styles(self):
+    def read_styles(self) -> bytes:
         """The raw bytes of styles.csv."""
         return self._read_styles()
 
-    def image(self, product_id):
+    def image(self, product_id: int) -> bytes | None:
         """The raw bytes of a product's image, or None when the catalogue has none.
 
         Raises ``ImageProblem`` when the file exists but cannot be used.
@@ -181,7 +182,7 @@ def _member_reader(archive, info, description):
             with archive.open(info) as member:
                 data = member.read(MAX_STYLES_BYTES + 1)
         except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError) as error:
-            raise CatalogueFileError(f"styles.csv cannot be read from {description} ({error}).")
+            raise CatalogueFileError(f"styles.csv cannot be read from {description} ({error}).") from error
         if len(data) > MAX_STYLES_BYTES:
             raise CatalogueFileError(
                 _too_big(f"styles.csv in {description}", len(data), MAX_STYLES_BYTES) + "."
@@ -195,7 +196,7 @@ def _open_zip(path, description):
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
-        raise CatalogueFileError(f"{description} is not a readable zip archive ({error}).")
+        raise CatalogueFileError(f"{description} is not a readable zip archive ({error}).") from error
     try:
         members = _safe_members(archive, description)
     except CatalogueFileError:
@@ -238,7 +239,7 @@ def _zip_catalogue(path, description, styles_path=None):
     return Catalogue(description, read_styles, ZipImages(archive, members))
 
 
-def open_catalogue(path):
+def open_catalogue(path: str | PathLike) -> Catalogue:
     """Open a catalogue given on the command line.
 
     ``path`` is a folder holding styles.csv and images/, a .zip archive of that layout
@@ -258,7 +259,11 @@ def open_catalogue(path):
     return Catalogue(str(path), _file_reader(path), FolderImages(path.parent / IMAGES_FOLDER))
 
 
-def open_uploaded_catalogue(styles_path=None, archive_path=None, description="upload"):
+def open_uploaded_catalogue(
+    styles_path: str | PathLike | None = None,
+    archive_path: str | PathLike | None = None,
+    description: str = "upload",
+) -> Catalogue:
     """Open a catalogue uploaded through the admin.
 
     Either a styles.csv, a zip archive, or both: with both, the archive only provides the

@@ -101,7 +101,9 @@ def _read_header(raw):
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise CatalogueFileError("The header line of styles.csv is not UTF-8 text; save the file as UTF-8.")
+        raise CatalogueFileError(
+            "The header line of styles.csv is not UTF-8 text; save the file as UTF-8."
+        ) from None
     names = [_unquote(name.strip()).strip() for name in text.rstrip("\r").split(",")]
     by_lower = {known.lower(): known for known in COLUMNS}
     columns, ignored, seen = [], [], set()
@@ -156,7 +158,7 @@ def _price(value):
     try:
         price = Decimal(value)
     except InvalidOperation:
-        raise ValueError(f"price {value!r} is not a number")
+        raise ValueError(f"price {value!r} is not a number") from None
     if not price.is_finite() or price < 0 or price > MAX_PRICE:
         raise ValueError(f"price {value!r} must be between 0 and {MAX_PRICE}")
     return price.quantize(CENT, rounding=ROUND_HALF_UP)
@@ -207,7 +209,7 @@ def _row_from_cells(line, columns, cells, max_lengths):
     return StyleRow(line=line, id=product_id, values=values, price=price, stock=stock), None
 
 
-def read_styles(data):
+def read_styles(data: bytes) -> StylesFile:
     """Parse the bytes of a styles.csv file into a ``StylesFile``.
 
     Raises ``CatalogueFileError`` when the file cannot be read at all (wrong encoding,

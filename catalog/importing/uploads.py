@@ -8,7 +8,10 @@ happens.
 import tempfile
 from pathlib import Path
 
-from .service import import_catalogue
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
+
+from .service import ImportReport, import_catalogue
 from .sources import open_uploaded_catalogue
 
 MAX_SHOWN_NAME = 100
@@ -26,7 +29,12 @@ def _describe(styles_upload, archive_upload, user):
     return f"admin upload{who}: {' + '.join(names)}"
 
 
-def import_uploaded_catalogue(styles_upload=None, archive_upload=None, user=None):
+def import_uploaded_catalogue(
+    styles_upload: UploadedFile | None = None,
+    archive_upload: UploadedFile | None = None,
+    *,
+    user: AbstractBaseUser | None = None,
+) -> ImportReport:
     """Import uploaded files (Django ``UploadedFile``s): styles.csv, a zip archive, or both.
 
     See ``open_uploaded_catalogue`` for how the two combine. Returns the ``ImportReport``;

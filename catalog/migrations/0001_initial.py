@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,49 +15,70 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ImportRun',
+            name="ImportRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(max_length=500)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created', models.PositiveIntegerField(default=0)),
-                ('updated', models.PositiveIntegerField(default=0)),
-                ('unchanged', models.PositiveIntegerField(default=0)),
-                ('rejected', models.PositiveIntegerField(default=0)),
-                ('without_image', models.PositiveIntegerField(default=0)),
-                ('rejected_rows', models.JSONField(blank=True, default=list)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("source", models.CharField(max_length=500)),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("created", models.PositiveIntegerField(default=0)),
+                ("updated", models.PositiveIntegerField(default=0)),
+                ("unchanged", models.PositiveIntegerField(default=0)),
+                ("rejected", models.PositiveIntegerField(default=0)),
+                ("without_image", models.PositiveIntegerField(default=0)),
+                ("rejected_rows", models.JSONField(blank=True, default=list)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at'],
+                "ordering": ["-started_at"],
             },
         ),
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.PositiveIntegerField(primary_key=True, serialize=False)),
-                ('gender', models.CharField(blank=True, db_index=True, max_length=20)),
-                ('master_category', models.CharField(blank=True, db_index=True, max_length=50)),
-                ('sub_category', models.CharField(blank=True, db_index=True, max_length=50)),
-                ('article_type', models.CharField(blank=True, db_index=True, max_length=50)),
-                ('base_colour', models.CharField(blank=True, db_index=True, max_length=30)),
-                ('season', models.CharField(blank=True, db_index=True, max_length=20)),
-                ('year', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('usage', models.CharField(blank=True, db_index=True, max_length=30)),
-                ('name', models.CharField(max_length=255)),
-                ('image', models.ImageField(blank=True, upload_to=catalog.models.product_image_path)),
-                ('image_checksum', models.CharField(blank=True, max_length=64)),
-                ('price', models.DecimalField(decimal_places=2, max_digits=10)),
-                ('stock', models.PositiveIntegerField(default=0)),
-                ('is_active', models.BooleanField(db_index=True, default=True)),
-                ('is_demo', models.BooleanField(default=False, help_text='Generated demo data, not a real product.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.PositiveIntegerField(primary_key=True, serialize=False)),
+                ("gender", models.CharField(blank=True, db_index=True, max_length=20)),
+                ("master_category", models.CharField(blank=True, db_index=True, max_length=50)),
+                ("sub_category", models.CharField(blank=True, db_index=True, max_length=50)),
+                ("article_type", models.CharField(blank=True, db_index=True, max_length=50)),
+                ("base_colour", models.CharField(blank=True, db_index=True, max_length=30)),
+                ("season", models.CharField(blank=True, db_index=True, max_length=20)),
+                ("year", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("usage", models.CharField(blank=True, db_index=True, max_length=30)),
+                ("name", models.CharField(max_length=255)),
+                ("image", models.ImageField(blank=True, upload_to=catalog.models.product_image_path)),
+                ("image_checksum", models.CharField(blank=True, max_length=64)),
+                ("price", models.DecimalField(decimal_places=2, max_digits=10)),
+                ("stock", models.PositiveIntegerField(default=0)),
+                ("is_active", models.BooleanField(db_index=True, default=True)),
+                (
+                    "is_demo",
+                    models.BooleanField(default=False, help_text="Generated demo data, not a real product."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['is_active', 'master_category', 'sub_category', 'article_type'], name='catalog_pro_is_acti_2ec675_idx')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(
+                        fields=["is_active", "master_category", "sub_category", "article_type"],
+                        name="catalog_pro_is_acti_2ec675_idx",
+                    )
+                ],
             },
         ),
     ]

@@ -1,4 +1,5 @@
 """Embedded mode for a developer's machine: DEBUG on, a local secret key."""
+
 from .base import *  # noqa: F401,F403
 from .base import SECRET_KEY, env_bool
 

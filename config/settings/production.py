@@ -1,4 +1,5 @@
 """Production: secrets and hosts come from the environment, HTTPS everywhere."""
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F401,F403

@@ -3,6 +3,7 @@
 Celery worker processes started by the tests use these settings too, with
 TEST_DATA_DIR, MEDIA_ROOT, INDEX_DIR and DATABASE_URL pointing at the test's own files.
 """
+
 import os
 import tempfile
 from pathlib import Path

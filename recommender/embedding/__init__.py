@@ -2,10 +2,11 @@
 
 Importing this package is cheap; TensorFlow loads only when a model is first used.
 """
+
 from .colour import COLOUR_DIM, COLOUR_REVISION, colour_descriptor
-from .embedder import PREPROCESSING_REVISION, Embedder, get_embedder
-from .preprocessing import IMAGE_SIZE, InvalidImage, prepare_image
-from .vectors import combine, l2_normalise
+from .embedder import EMBEDDER_NAMES, PREPROCESSING_REVISION, Embedder, EmbedderUnavailable, load_embedder
+from .preprocessing import DEFAULT_MAX_PIXELS, IMAGE_SIZE, InvalidImage, prepare_image
+from .vector_math import combine, l2_normalise
 
 # Identifies how stored vectors were made, beside the model name: vectors of another
 # recipe are recomputed. Known without loading TensorFlow.
@@ -14,12 +15,15 @@ VECTOR_RECIPE = f"p{PREPROCESSING_REVISION}-c{COLOUR_REVISION}"
 __all__ = [
     "VECTOR_RECIPE",
     "COLOUR_DIM",
+    "DEFAULT_MAX_PIXELS",
+    "EMBEDDER_NAMES",
     "IMAGE_SIZE",
     "Embedder",
+    "EmbedderUnavailable",
     "InvalidImage",
     "colour_descriptor",
     "combine",
-    "get_embedder",
     "l2_normalise",
+    "load_embedder",
     "prepare_image",
 ]

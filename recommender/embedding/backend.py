@@ -1,4 +1,5 @@
 """The one place TensorFlow is imported, so every caller gets the same quiet setup."""
+
 import os
 
 

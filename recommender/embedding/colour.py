@@ -9,6 +9,7 @@ in different bands instead of blending into one "multicoloured" histogram.
 The constants were chosen on the real catalogue sample with bench/bench_quality.py
 (leave-one-out P@5 of "same article type and colour").
 """
+
 import numpy as np
 
 # Bump when the signature changes: stored vectors of another revision are recomputed.

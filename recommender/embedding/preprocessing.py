@@ -3,12 +3,12 @@
 Catalogue photos and shopper uploads must go through exactly the same steps, otherwise
 their embeddings drift apart and visual search gets worse for no visible reason.
 """
+
 import io
 import logging
 import os
 
 import numpy as np
-from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
@@ -20,22 +20,23 @@ BACKGROUND = (255, 255, 255)
 # EPS, whose loader runs Ghostscript, so anything else is refused before decoding.
 # (Phone multi-picture JPEGs, MPO, open through the JPEG plugin.)
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# Above this a photo is refused before decoding (the shop passes its own IMAGE_MAX_PIXELS).
+DEFAULT_MAX_PIXELS = 40_000_000
 
 
 class InvalidImage(ValueError):
     """The file cannot be used as a product photo; the message is safe to show a shopper."""
 
 
-def prepare_image(source, max_pixels=None):
+def prepare_image(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image and return it as a 224x224x3 uint8 RGB array ready for embedding.
 
     ``source`` is raw bytes, a file path, or a binary file object (read from its start).
     The photo is turned upright from its EXIF orientation, converted to RGB (transparent
     parts become white), shrunk or enlarged to fit 224x224 without distortion and centred
     on white. Raises :class:`InvalidImage` for files that are not images, are damaged, or
-    have more than ``max_pixels`` (default ``settings.IMAGE_MAX_PIXELS``) pixels.
+    have more than ``max_pixels`` pixels.
     """
-    max_pixels = max_pixels or settings.IMAGE_MAX_PIXELS
     stream = _as_stream(source)
     try:
         image = Image.open(stream, formats=ALLOWED_FORMATS)

@@ -5,6 +5,7 @@ dict whose tensors point at storages by persistent id, the list of storage keys)
 by each storage's raw bytes. Pickles can run arbitrary code when loaded, so the unpickler
 below only knows the handful of names a state dict needs and refuses everything else.
 """
+
 import collections
 import hashlib
 import pickle
@@ -40,8 +41,9 @@ class _TensorRef:
     stride: tuple
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
-                       metadata=None):
+def _rebuild_tensor_v2(
+    storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None
+):
     if not isinstance(storage, _Storage):
         raise UnsafeCheckpoint(f"tensor built from {type(storage).__name__} instead of a storage")
     # The storage bytes come after the pickle, so tensors are materialised later.
@@ -76,9 +78,7 @@ class _StateDictUnpickler(pickle.Unpickler):
             return _rebuild_tensor_v2
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(np.dtype(_STORAGE_DTYPES[name]))
-        raise UnsafeCheckpoint(
-            f"refusing to load {module}.{name}: a weights file may only contain tensors"
-        )
+        raise UnsafeCheckpoint(f"refusing to load {module}.{name}: a weights file may only contain tensors")
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
@@ -96,11 +96,8 @@ class _StateDictUnpickler(pickle.Unpickler):
 
 def file_fingerprint(path):
     """sha256 (hex) of a weights file: identifies exactly which weights produced a vector."""
-    digest = hashlib.sha256()
     with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _load_restricted(file):
@@ -156,7 +153,7 @@ def _materialise(ref, flat):
     if ref.offset < 0 or any(s < 0 for s in ref.stride) or last >= flat.size:
         raise ValueError("a tensor in the weights file extends past the end of its storage")
     view = np.lib.stride_tricks.as_strided(
-        flat[ref.offset:],
+        flat[ref.offset :],
         shape=ref.shape,
         strides=tuple(s * flat.dtype.itemsize for s in ref.stride),
         writeable=False,

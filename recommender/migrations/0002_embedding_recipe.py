@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('recommender', '0001_initial'),
+        ("recommender", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='embedding',
-            name='recipe',
-            field=models.CharField(default='', max_length=20),
+            model_name="embedding",
+            name="recipe",
+            field=models.CharField(default="", max_length=20),
         ),
     ]

@@ -1,8 +1,7 @@
 """Clients for the REST API: visitors, shoppers and staff, with or without CSRF checks."""
+
 import pytest
 from rest_framework.test import APIClient
-
-from tests.factories import SHIPPING  # noqa: F401  (re-exported for the tests here)
 
 
 @pytest.fixture
@@ -36,8 +35,3 @@ def staff_api(db, staff_user):
 def csrf_client(db):
     """A visitor whose unsafe requests go through the real CSRF check, like a browser's."""
     return APIClient(enforce_csrf_checks=True)
-
-
-@pytest.fixture
-def shipping():
-    return dict(SHIPPING)

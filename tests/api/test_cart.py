@@ -1,4 +1,5 @@
 """Cart API: the session cart of visitors and the account cart of shoppers."""
+
 from decimal import Decimal
 
 import pytest

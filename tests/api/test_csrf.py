@@ -1,10 +1,11 @@
 """CSRF protection on the session-authenticated API, for visitors and shoppers alike."""
+
 import pytest
 from rest_framework.test import APIClient
 
 from catalog.models import Product
 from shop.models import CartItem, Order
-from tests.api.conftest import SHIPPING
+from tests.factories import SHIPPING
 
 pytestmark = pytest.mark.django_db
 

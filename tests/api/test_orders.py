@@ -1,4 +1,5 @@
 """Orders API: checkout from the cart, and each shopper seeing only their own orders."""
+
 from decimal import Decimal
 
 import pytest

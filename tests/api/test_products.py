@@ -1,4 +1,5 @@
 """Products API: list with the storefront's filters, detail, and staff-only writes."""
+
 import hashlib
 import io
 from decimal import Decimal
@@ -8,7 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from catalog.models import Product
-from tests.factories import ProductFactory, image_bytes
+from tests.factories import ProductFactory
+from tests.images import image_bytes
 
 pytestmark = pytest.mark.django_db
 

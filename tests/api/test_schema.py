@@ -1,4 +1,5 @@
 """The OpenAPI schema, the docs page and API-wide error bodies."""
+
 import json
 
 import pytest

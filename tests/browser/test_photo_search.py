@@ -1,4 +1,5 @@
 """Search by photo in a real browser: upload a photo, a bad file, or pick a catalogue photo."""
+
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
@@ -7,11 +8,10 @@ from django.db import transaction
 from playwright.sync_api import expect
 
 from catalog.models import Product, file_checksum
-from recommender.indexing import embed_products, rebuild_index
-from tests.factories import ProductFactory, image_bytes
-from tests.recommender.conftest import store_vectors
-
-from .conftest import serve_media
+from recommender.refresh import embed_products, rebuild_index
+from tests.browser.media import serve_media
+from tests.factories import EmbeddingFactory, ProductFactory
+from tests.images import image_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,7 +37,7 @@ def photographed_catalogue():
         for n in range(6):
             product = ProductFactory(name=f"{colour_name} Shirt {n}", base_colour=colour_name)
             product = with_stored_photo(product, colour)
-            store_vectors(product, centre + rng.normal(0, 0.3, 16))
+            EmbeddingFactory(product=product, cnn=centre + rng.normal(0, 0.3, 16))
             products[colour_name].append(product)
     rebuild_index()
     return products

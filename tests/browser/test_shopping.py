@@ -1,4 +1,5 @@
 """A shopper in a real browser: browse, similar products, cart, checkout, login, phone."""
+
 import re
 
 import numpy as np
@@ -6,10 +7,9 @@ import pytest
 from playwright.sync_api import expect
 
 from catalog.models import Product
-from recommender.indexing import rebuild_index
+from recommender.refresh import rebuild_index
 from shop.models import Order
-from tests.factories import CartFactory, CartItemFactory, ProductFactory, UserFactory
-from tests.recommender.conftest import store_vectors
+from tests.factories import CartFactory, CartItemFactory, EmbeddingFactory, ProductFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +36,7 @@ def catalogue():
         products[article_type] = []
         for name in names:
             product = ProductFactory(name=name, article_type=article_type, price="25.00", stock=10)
-            store_vectors(product, centre + rng.normal(0, 0.3, 16))
+            EmbeddingFactory(product=product, cnn=centre + rng.normal(0, 0.3, 16))
             products[article_type].append(product)
     rebuild_index()
     return products

@@ -12,8 +12,9 @@ from django.urls import reverse
 
 from catalog.importing import import_catalogue
 from catalog.models import ImportRun, Product
-from tests.catalog.conftest import STYLES_HEADER, stored_files, styles_line, write_catalogue, zip_bytes
-from tests.factories import ProductFactory, UserFactory, image_bytes
+from tests.catalog_files import STYLES_HEADER, stored_files, styles_line, write_catalogue, zip_bytes
+from tests.factories import ProductFactory, UserFactory
+from tests.images import image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -243,7 +244,7 @@ def test_import_runs_are_read_only_and_show_their_problems(staff_client, tmp_pat
 def test_product_list_shows_each_products_visual_search_status(staff_client, media_root):
     from recommender.embedding import VECTOR_RECIPE
     from recommender.models import Embedding
-    from recommender.vectors import current_model_name
+    from recommender.vector_store import current_model_name
 
     indexed, waiting = ProductFactory.create_batch(2, with_image=True)
     ProductFactory(name="No photo")

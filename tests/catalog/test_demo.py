@@ -17,7 +17,7 @@ from catalog.demo import (
 )
 from catalog.importing.styles import read_styles
 from catalog.models import Product
-from tests.catalog.conftest import stored_files
+from tests.catalog_files import stored_files
 
 
 def test_every_article_type_appears_with_demo_names():

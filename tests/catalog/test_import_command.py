@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from catalog.models import ImportRun, Product
-from tests.catalog.conftest import styles_line, write_catalogue
+from tests.catalog_files import styles_line, write_catalogue
 
 pytestmark = pytest.mark.django_db
 

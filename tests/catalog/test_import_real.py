@@ -6,7 +6,7 @@ import pytest
 
 from catalog.importing import import_catalogue
 from catalog.models import ImportRun, Product
-from tests.catalog.conftest import stored_files
+from tests.catalog_files import stored_files
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

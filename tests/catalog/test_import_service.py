@@ -12,8 +12,9 @@ from PIL import Image
 from catalog.importing import CatalogueFileError, import_catalogue
 from catalog.models import ImportRun, Product
 from catalog.signals import products_imported
-from tests.catalog.conftest import STYLES_HEADER, stored_files, styles_line, write_catalogue
-from tests.factories import UserFactory, image_bytes
+from tests.catalog_files import STYLES_HEADER, stored_files, styles_line, write_catalogue
+from tests.factories import UserFactory
+from tests.images import image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -293,8 +294,12 @@ def test_rows_are_written_in_batches_with_one_query_for_existing_products(
 
 
 def test_refused_batch_is_retried_row_by_row(tmp_path, media_root, monkeypatch):
-    def refuse_bulk(*args, **kwargs):
-        raise IntegrityError("batch refused")
+    original_bulk_create = QuerySet.bulk_create
+
+    def refuse_bulk(queryset, *args, **kwargs):
+        if queryset.model is Product:
+            raise IntegrityError("batch refused")
+        return original_bulk_create(queryset, *args, **kwargs)
 
     original_save = Product.save
 

@@ -6,7 +6,7 @@ import pytest
 
 from catalog.importing import CatalogueFileError
 from catalog.importing.styles import read_styles
-from tests.catalog.conftest import STYLES_HEADER, styles_line
+from tests.catalog_files import STYLES_HEADER, styles_line
 
 
 def styles(*lines, header=STYLES_HEADER, ending="\n"):

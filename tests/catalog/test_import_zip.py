@@ -7,8 +7,8 @@ import pytest
 
 from catalog.importing import CatalogueFileError, import_catalogue, open_uploaded_catalogue, sources
 from catalog.models import ImportRun, Product
-from tests.catalog.conftest import STYLES_HEADER, stored_files, styles_line, zip_bytes
-from tests.factories import image_bytes
+from tests.catalog_files import STYLES_HEADER, stored_files, styles_line, zip_bytes
+from tests.images import image_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,5 @@
 """The catalogue pages a shopper browses: list with filters, search and pages; product page."""
+
 import re
 
 import pytest
@@ -9,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog.filters import FACETS
-from tests.factories import ProductFactory
+from recommender.refresh import rebuild_index
+from tests.factories import EmbeddingFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +82,9 @@ def test_search_matches_every_word_in_any_order(client):
 
 
 def test_filters_and_search_combine(client):
-    wanted = ProductFactory(name="Red Summer Dress", gender="Women", base_colour="Red", article_type="Dresses")
+    wanted = ProductFactory(
+        name="Red Summer Dress", gender="Women", base_colour="Red", article_type="Dresses"
+    )
     ProductFactory(name="Red Summer Dress for men", gender="Men", base_colour="Red", article_type="Dresses")
     ProductFactory(name="Blue Summer Dress", gender="Women", base_colour="Blue", article_type="Dresses")
     ProductFactory(name="Red Winter Coat", gender="Women", base_colour="Red", article_type="Jackets")
@@ -187,9 +191,17 @@ def test_list_page_queries_do_not_grow_with_products(client, user, logged_in):
 
 def test_product_page_shows_every_attribute(client):
     product = ProductFactory(
-        name="Puma Men Grey T-shirt", gender="Men", master_category="Apparel", sub_category="Topwear",
-        article_type="Tshirts", base_colour="Grey", season="Summer", year=2011, usage="Sports",
-        price="24.50", stock=12,
+        name="Puma Men Grey T-shirt",
+        gender="Men",
+        master_category="Apparel",
+        sub_category="Topwear",
+        article_type="Tshirts",
+        base_colour="Grey",
+        season="Summer",
+        year=2011,
+        usage="Sports",
+        price="24.50",
+        stock=12,
     )
 
     response = client.get(product.get_absolute_url())
@@ -197,11 +209,17 @@ def test_product_page_shows_every_attribute(client):
     page = response.content.decode()
     assert response.status_code == 200
     for label, value in [
-        ("Gender", "Men"), ("Category", "Apparel"), ("Subcategory", "Topwear"), ("Type", "Tshirts"),
-        ("Colour", "Grey"), ("Season", "Summer"), ("Year", "2011"), ("Usage", "Sports"),
+        ("Gender", "Men"),
+        ("Category", "Apparel"),
+        ("Subcategory", "Topwear"),
+        ("Type", "Tshirts"),
+        ("Colour", "Grey"),
+        ("Season", "Summer"),
+        ("Year", "2011"),
+        ("Usage", "Sports"),
     ]:
         assert f"<dt>{label}</dt><dd>{value}</dd>" in page
-    assert "<h1 class=\"product__name\">Puma Men Grey T-shirt</h1>" in page
+    assert '<h1 class="product__name">Puma Men Grey T-shirt</h1>' in page
     assert "€24.50" in page
 
 
@@ -238,18 +256,15 @@ def test_inactive_or_unknown_products_are_not_found(client, make):
 
 
 def test_product_page_queries_do_not_grow_with_similar_products(client):
-    from recommender.indexing import rebuild_index
-    from tests.recommender.conftest import store_vectors
-
     product = ProductFactory(with_image=True)
-    store_vectors(product, [1.0, 0.0, 0.0])
+    EmbeddingFactory(product=product, cnn=[1.0, 0.0, 0.0])
     neighbours = ProductFactory.create_batch(5, with_image=True)
     for neighbour in neighbours:
-        store_vectors(neighbour, [1.0, 0.1, 0.0])
+        EmbeddingFactory(product=neighbour, cnn=[1.0, 0.1, 0.0])
     rebuild_index()
     few = queries_for(client, product.get_absolute_url())
     for neighbour in ProductFactory.create_batch(10, with_image=True):
-        store_vectors(neighbour, [1.0, 0.2, 0.0])
+        EmbeddingFactory(product=neighbour, cnn=[1.0, 0.2, 0.0])
     rebuild_index()
     response = client.get(product.get_absolute_url())
     assert len(re.findall(r'class="product-card__link"', response.content.decode())) == 5
@@ -263,10 +278,12 @@ def _render_with_request(template, context):
 
 def test_similar_products_section_appears_only_when_given():
     product, *similar = ProductFactory.create_batch(3)
-    context = {"product": product, "stock_label": "In stock", "max_quantity": 10}
+    context = {"product": product}
 
     without = _render_with_request("catalog/product_detail.html", context)
-    with_similar = _render_with_request("catalog/product_detail.html", {**context, "similar_products": similar})
+    with_similar = _render_with_request(
+        "catalog/product_detail.html", {**context, "similar_products": similar}
+    )
 
     assert "Similar products" not in without
     assert "Similar products" in with_similar

@@ -1,13 +1,12 @@
 """The recommender's admin: stored vectors, index builds and the "Rebuild index" button."""
+
 import numpy as np
 import pytest
 from django.contrib.auth.models import Permission
 
-from recommender.indexing import rebuild_index
 from recommender.models import IndexBuild, ProductView
-from tests.factories import ProductFactory, UserFactory
-
-from .conftest import store_vectors
+from recommender.refresh import rebuild_index
+from tests.factories import EmbeddingFactory, ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +21,7 @@ def messages_of(response):
 
 def test_embedding_list_shows_products_and_short_checksums(staff_client):
     product = ProductFactory(name="Striped Summer Shirt")
-    store_vectors(product, np.ones(16), checksum="abcdef0123456789" * 4)
+    EmbeddingFactory(product=product, cnn=np.ones(16), checksum="abcdef0123456789" * 4)
 
     response = staff_client.get(EMBEDDINGS_URL)
 
@@ -36,7 +35,7 @@ def test_embedding_list_shows_products_and_short_checksums(staff_client):
 
 
 def test_embedding_page_is_read_only_and_hides_the_raw_vectors(staff_client):
-    embedding = store_vectors(ProductFactory(), np.ones(16), checksum="c" * 64)
+    embedding = EmbeddingFactory(product=ProductFactory(), cnn=np.ones(16), checksum="c" * 64)
 
     response = staff_client.get(f"{EMBEDDINGS_URL}{embedding.pk}/change/")
 
@@ -137,4 +136,3 @@ def test_product_views_are_listed(staff_client, user):
     assert response.status_code == 200
     assert "Linen Trousers" in response.content.decode()
     assert user.username in response.content.decode()
-

@@ -1,4 +1,5 @@
 """Embedding and indexing through a real Redis broker and real `celery worker` processes."""
+
 import os
 import signal
 import subprocess
@@ -13,10 +14,11 @@ from django.db import connection, transaction
 
 from catalog.models import Product
 from config.celery import app as celery_app
-from recommender import index as annoy_index
-from recommender import services
+from recommender import annoy_index
 from recommender.models import Embedding, IndexBuild
-from tests.factories import ProductFactory, image_bytes
+from recommender.similar import similar_products
+from tests.factories import ProductFactory
+from tests.images import image_bytes
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -57,7 +59,9 @@ def services_mode(settings, tmp_path):
     settings.INDEX_DIR = tmp_path / "index"
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.INDEX_REBUILD_DELAY = 2
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
     caches["default"].clear()
     celery_app.conf.update(
         task_always_eager=False,
@@ -99,8 +103,20 @@ class Workers:
     def start(self, name):
         log = open(self.tmp_path / f"{name}.log", "wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
-             "--without-mingle", "--without-gossip", "-n", f"{name}@%h"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "--without-mingle",
+                "--without-gossip",
+                "-n",
+                f"{name}@%h",
+            ],
             cwd=PROJECT,
             env=self.env(),
             stdout=log,
@@ -160,7 +176,9 @@ def _image_file(colour, index):
 def test_a_product_created_through_the_api_becomes_similar_to_others(workers, staff_client):
     workers.start("first")
     existing = [coloured_product(i) for i in range(12)]
-    wait_for(lambda: embedded_count([p.pk for p in existing]) == 12, 180, workers, "the catalogue to be embedded")
+    wait_for(
+        lambda: embedded_count([p.pk for p in existing]) == 12, 180, workers, "the catalogue to be embedded"
+    )
     wait_for(lambda: IndexBuild.objects.filter(status="ready").exists(), 60, workers, "the first index build")
 
     twin_of = existing[3]
@@ -178,7 +196,7 @@ def test_a_product_created_through_the_api_becomes_similar_to_others(workers, st
     assert response.status_code == 201, response.content
     wait_for(lambda: embedded_count([900001]) == 1, 120, workers, "the new product's vectors")
     wait_for(
-        lambda: any(p.pk == 900001 for p in services.similar_products(twin_of)),
+        lambda: any(p.pk == 900001 for p in similar_products(twin_of)),
         60,
         workers,
         "the new product in its twin's similar list",
@@ -229,4 +247,4 @@ def test_pages_keep_working_when_the_broker_is_down(services_mode, settings, db)
     forget_broker_connections()
     product = coloured_product(7)
     assert Product.objects.filter(pk=product.pk).exists()
-    assert services.similar_products(product) == []
+    assert similar_products(product) == []

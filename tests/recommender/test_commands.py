@@ -1,4 +1,5 @@
 """Management commands: embed_catalog, build_index and the first-run bootstrap_demo."""
+
 import io
 
 import numpy as np
@@ -8,18 +9,15 @@ from django.core.management import CommandError, call_command
 
 from catalog.demo import DEMO_FIRST_ID
 from catalog.models import Product
-from recommender import index as annoy_index
+from recommender import annoy_index
 from recommender.models import Embedding, IndexBuild
-from tests.factories import ProductFactory
-
-from .conftest import store_vectors
-from .test_photo_search import BLUE, GREEN, RED, garment_photo
+from tests.factories import EmbeddingFactory, ProductFactory
+from tests.images import BLUE, GREEN, RED, garment_photo
 
 
 @pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
+def own_media_root(media_root):
+    return media_root
 
 
 def run(*args):
@@ -112,7 +110,8 @@ def test_build_index_builds_from_stored_vectors(clustered_catalogue):
 @pytest.mark.django_db
 def test_build_index_keeps_the_current_index_when_a_build_fails(clustered_catalogue):
     run("build_index")
-    store_vectors(ProductFactory(), np.ones(8))  # vectors of another length cannot be indexed together
+    # Vectors of another length cannot be indexed together.
+    EmbeddingFactory(product=ProductFactory(), cnn=np.ones(8))
 
     with pytest.raises(CommandError):
         run("build_index")

@@ -1,4 +1,5 @@
 """The image embedder: real ImageNet weights, stable outputs, cached conversion."""
+
 import csv
 import subprocess
 import sys
@@ -8,8 +9,10 @@ import numpy as np
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from recommender.embedding import get_embedder, l2_normalise, prepare_image
-from recommender.embedding.embedder import batch_plan
+from recommender.active_model import get_embedder
+from recommender.embedding import efficientnet_lite, l2_normalise, prepare_image
+from recommender.embedding.backend import load_tensorflow
+from recommender.embedding.embedder import batch_plan, build_resnet50_embedder
 from tests.recommender.fixtures.reference_image import REFERENCE_EMBEDDING, reference_photo_png
 
 # ImageNet-1k class indices (checked against the standard class list).
@@ -60,8 +63,13 @@ def test_batch_plan_pads_only_the_last_batch_to_a_power_of_two():
 
 def test_importing_the_embedding_package_does_not_load_tensorflow():
     code = "import recommender.embedding, sys; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[2], check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    )
     assert result.stdout.strip() == "False"
 
 
@@ -83,17 +91,13 @@ def test_resnet50_without_its_weights_file_is_a_clear_configuration_error(settin
 
 @pytest.mark.slow
 def test_resnet50_runs_from_a_local_weights_file(settings, tmp_path):
-    from recommender.embedding.backend import load_tensorflow
-    from recommender.embedding.embedder import build_resnet50_embedder
-
     # Untrained weights in the file layout Keras expects: the real ImageNet file cannot
     # be downloaded here, but everything around it can be exercised.
     _, keras = load_tensorflow()
     weights = tmp_path / "resnet50_notop.weights.h5"
     keras.applications.ResNet50(weights=None, include_top=False, pooling="avg").save_weights(weights)
-    settings.RESNET50_WEIGHTS_PATH = str(weights)
 
-    resnet = build_resnet50_embedder()
+    resnet = build_resnet50_embedder(weights_path=weights)
     photo = prepare_image(reference_photo_png())
     vectors = resnet.embed_images([photo, photo])
 
@@ -185,14 +189,12 @@ def test_images_not_prepared_by_prepare_image_are_refused(embedder):
 
 
 @pytest.mark.slow
-def test_conversion_is_cached_on_disk_and_reused(settings, tmp_path, monkeypatch):
-    from recommender.embedding import efficientnet_lite
-
-    settings.MODEL_CACHE_DIR = tmp_path / "models"
+def test_conversion_is_cached_on_disk_and_reused(tmp_path, monkeypatch):
+    cache_dir = tmp_path / "models"
     photo = prepare_image(reference_photo_png())[None].astype(np.float32)
 
-    converted = efficientnet_lite.load_efficientnet_lite0()
-    cached_files = list(settings.MODEL_CACHE_DIR.iterdir())
+    converted = efficientnet_lite.load_efficientnet_lite0(cache_dir=cache_dir)
+    cached_files = list(cache_dir.iterdir())
     assert [path.name for path in cached_files] == [
         f"efficientnet_lite0-{efficientnet_lite.weights_fingerprint()[:12]}-r1.weights.h5"
     ]
@@ -201,25 +203,23 @@ def test_conversion_is_cached_on_disk_and_reused(settings, tmp_path, monkeypatch
         raise AssertionError("the PyTorch file was read again despite the cache")
 
     monkeypatch.setattr(efficientnet_lite, "read_legacy_state_dict", no_second_conversion)
-    from_cache = efficientnet_lite.load_efficientnet_lite0()
+    from_cache = efficientnet_lite.load_efficientnet_lite0(cache_dir=cache_dir)
 
     preprocess = efficientnet_lite.preprocess_input
     np.testing.assert_allclose(
         np.asarray(from_cache(preprocess(photo))), np.asarray(converted(preprocess(photo))), atol=1e-6
     )
-    assert list(settings.MODEL_CACHE_DIR.iterdir()) == cached_files
+    assert list(cache_dir.iterdir()) == cached_files
 
 
 @pytest.mark.slow
-def test_damaged_cache_file_is_converted_again(settings, tmp_path):
-    from recommender.embedding import efficientnet_lite
-
-    settings.MODEL_CACHE_DIR = tmp_path / "models"
-    cache = efficientnet_lite.cached_weights_path(efficientnet_lite.weights_fingerprint())
+def test_damaged_cache_file_is_converted_again(tmp_path):
+    cache_dir = tmp_path / "models"
+    cache = efficientnet_lite.cached_weights_path(efficientnet_lite.weights_fingerprint(), cache_dir)
     cache.parent.mkdir(parents=True)
     cache.write_bytes(b"half-written file")
 
-    model = efficientnet_lite.load_efficientnet_lite0(include_top=True)
+    model = efficientnet_lite.load_efficientnet_lite0(include_top=True, cache_dir=cache_dir)
 
     assert cache.stat().st_size > 10_000_000
     assert model.output_shape == (None, 1000)

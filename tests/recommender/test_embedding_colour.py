@@ -1,4 +1,5 @@
 """Colour signatures and how they are mixed with CNN vectors."""
+
 import csv
 
 import numpy as np
@@ -66,8 +67,12 @@ def test_same_coloured_catalogue_products_are_closer_than_different_colours(fash
         for row in csv.DictReader(file):
             colour = row["baseColour"]
             path = fashion_dev / "images" / f"{row['id']}.jpg"
-            if row["masterCategory"] == "Apparel" and colour in by_colour and len(by_colour[colour]) < 40 \
-                    and path.exists():
+            if (
+                row["masterCategory"] == "Apparel"
+                and colour in by_colour
+                and len(by_colour[colour]) < 40
+                and path.exists()
+            ):
                 by_colour[colour].append(colour_descriptor(prepare_image(path)))
     labels = np.array([colour for colour, items in by_colour.items() for _ in items])
     signatures = np.stack([s for items in by_colour.values() for s in items])

@@ -1,4 +1,5 @@
 """The PyTorch weights reader: real ImageNet tensors out, anything executable refused."""
+
 import os
 import pickle
 import struct
@@ -33,23 +34,42 @@ def _global(module, name):
 
 def _tensor(storage_key, numel, offset, shape, stride, storage_class="FloatStorage"):
     """Pickle opcodes for a tensor the way torch.save (legacy format) writes it."""
-    persistent_id = _tuple([_text("storage"), _global("torch", storage_class), _text(storage_key),
-                            _text("cpu"), _int(numel), pickle.NONE])
-    args = _tuple([
-        persistent_id + pickle.BINPERSID,
-        _int(offset),
-        _tuple([_int(n) for n in shape]),
-        _tuple([_int(s) for s in stride]),
-        pickle.NEWFALSE,
-        _global("collections", "OrderedDict") + pickle.EMPTY_TUPLE + pickle.REDUCE,
-    ])
+    persistent_id = _tuple(
+        [
+            _text("storage"),
+            _global("torch", storage_class),
+            _text(storage_key),
+            _text("cpu"),
+            _int(numel),
+            pickle.NONE,
+        ]
+    )
+    args = _tuple(
+        [
+            persistent_id + pickle.BINPERSID,
+            _int(offset),
+            _tuple([_int(n) for n in shape]),
+            _tuple([_int(s) for s in stride]),
+            pickle.NEWFALSE,
+            _global("collections", "OrderedDict") + pickle.EMPTY_TUPLE + pickle.REDUCE,
+        ]
+    )
     return _global("torch._utils", "_rebuild_tensor_v2") + args + pickle.REDUCE
 
 
 def _state_dict_pickle(entries):
     body = b"".join(_text(name) + value for name, value in entries)
-    return (pickle.PROTO + b"\x02" + _global("collections", "OrderedDict") + pickle.EMPTY_TUPLE
-            + pickle.REDUCE + pickle.MARK + body + pickle.SETITEMS + pickle.STOP)
+    return (
+        pickle.PROTO
+        + b"\x02"
+        + _global("collections", "OrderedDict")
+        + pickle.EMPTY_TUPLE
+        + pickle.REDUCE
+        + pickle.MARK
+        + body
+        + pickle.SETITEMS
+        + pickle.STOP
+    )
 
 
 def _legacy_file(path, state_dict_pickle, storages):
@@ -57,8 +77,16 @@ def _legacy_file(path, state_dict_pickle, storages):
     with open(path, "wb") as file:
         file.write(pickle.dumps(LEGACY_MAGIC_NUMBER, protocol=2))
         file.write(pickle.dumps(LEGACY_PROTOCOL_VERSION, protocol=2))
-        file.write(pickle.dumps({"protocol_version": 1001, "little_endian": True,
-                                 "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2))
+        file.write(
+            pickle.dumps(
+                {
+                    "protocol_version": 1001,
+                    "little_endian": True,
+                    "type_sizes": {"short": 2, "int": 4, "long": 4},
+                },
+                protocol=2,
+            )
+        )
         file.write(state_dict_pickle)
         file.write(pickle.dumps(list(storages), protocol=2))
         for values in storages.values():
@@ -70,12 +98,14 @@ def _legacy_file(path, state_dict_pickle, storages):
 def test_tensors_are_rebuilt_with_their_offset_and_strides(tmp_path):
     storage = np.arange(12, dtype=np.float32)
     counter = np.array([7], dtype=np.int64)
-    state = _state_dict_pickle([
-        # A transposed 3x2 view starting at element 2: rows step 1, columns step 3.
-        ("layer.weight", _tensor("0", 12, 2, (3, 2), (1, 3))),
-        ("layer.bias", _tensor("0", 12, 0, (4,), (1,))),
-        ("layer.num_batches_tracked", _tensor("1", 1, 0, (), (), "LongStorage")),
-    ])
+    state = _state_dict_pickle(
+        [
+            # A transposed 3x2 view starting at element 2: rows step 1, columns step 3.
+            ("layer.weight", _tensor("0", 12, 2, (3, 2), (1, 3))),
+            ("layer.bias", _tensor("0", 12, 0, (4,), (1,))),
+            ("layer.num_batches_tracked", _tensor("1", 1, 0, (), (), "LongStorage")),
+        ]
+    )
     path = _legacy_file(tmp_path / "tiny.pth", state, {"0": storage, "1": counter})
 
     tensors = read_legacy_state_dict(path)
@@ -123,8 +153,14 @@ def test_pickle_built_by_the_pickle_module_with_a_reduce_payload_is_refused(tmp_
 
 def test_unknown_globals_in_the_header_are_refused_too(tmp_path):
     path = tmp_path / "evil.pth"
-    path.write_bytes(pickle.PROTO + b"\x02" + _global("builtins", "eval") + _tuple([_text("1+1")])
-                     + pickle.REDUCE + pickle.STOP)
+    path.write_bytes(
+        pickle.PROTO
+        + b"\x02"
+        + _global("builtins", "eval")
+        + _tuple([_text("1+1")])
+        + pickle.REDUCE
+        + pickle.STOP
+    )
     with pytest.raises(UnsafeCheckpoint, match="builtins.eval"):
         read_legacy_state_dict(path)
 

@@ -1,20 +1,20 @@
 """The Annoy index: builds, atomic swaps, fallbacks, and what similar-items returns."""
+
 import json
 import threading
 
 import numpy as np
 import pytest
-
-from recommender import index as annoy_index
-from recommender import services
 from django.core.cache import cache
 
-from recommender.indexing import REBUILD_PENDING_KEY, rebuild_index
-from recommender.models import IndexBuild
 from catalog.models import Product
-from tests.factories import ProductFactory
-
-from .conftest import store_vectors
+from recommender import annoy_index
+from recommender.models import Embedding, IndexBuild
+from recommender.queueing import REBUILD_PENDING_KEY
+from recommender.refresh import products_needing_embedding, rebuild_index
+from recommender.similar import similar_products
+from recommender.vector_store import stored_vectors
+from tests.factories import EmbeddingFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_rebuild_records_the_build_and_swaps_it_in(clustered_catalogue, fresh_in
 def test_similar_products_come_from_the_same_cluster_and_never_the_product_itself(clustered_catalogue):
     rebuild_index()
     product = clustered_catalogue[0]
-    similar = services.similar_products(product)
+    similar = similar_products(product)
     assert len(similar) == 5
     assert product not in similar
     assert {cluster_of(p) for p in similar} == {cluster_of(product)}
@@ -51,7 +51,7 @@ def test_similar_products_skip_inactive_and_out_of_stock(clustered_catalogue):
         gone.save()
     same_cluster[3].is_active = False
     same_cluster[3].save()
-    similar = services.similar_products(product)
+    similar = similar_products(product)
     assert len(similar) == 5
     assert not {p.pk for p in similar} & {p.pk for p in same_cluster[:4]}
     assert {cluster_of(p) for p in similar} == {cluster_of(product)}
@@ -61,9 +61,9 @@ def test_a_product_added_after_the_build_is_already_findable(clustered_catalogue
     rebuild_index()
     cache.add(REBUILD_PENDING_KEY, "1")  # a rebuild is already on its way
     newcomer = ProductFactory(article_type="type1")
-    store_vectors(newcomer, np.eye(3, 16, dtype=np.float32)[1] * 10)  # the centre of cluster 1
+    EmbeddingFactory(product=newcomer, cnn=np.eye(3, 16, dtype=np.float32)[1] * 10)  # the centre of cluster 1
     neighbour = clustered_catalogue[10]
-    assert newcomer in services.similar_products(neighbour)
+    assert newcomer in similar_products(neighbour)
     assert newcomer.pk not in annoy_index.current_index().positions
 
 
@@ -72,7 +72,7 @@ def test_missing_index_falls_back_to_exact_search(clustered_catalogue, fresh_ind
     for path in fresh_index_dir.glob("build-*.ann"):
         path.unlink()
     annoy_index.forget_loaded_index()
-    similar = services.similar_products(clustered_catalogue[0])
+    similar = similar_products(clustered_catalogue[0])
     assert len(similar) == 5
     assert {cluster_of(p) for p in similar} == {"type0"}
 
@@ -84,14 +84,14 @@ def test_corrupt_index_file_falls_back_to_exact_search(clustered_catalogue, fres
     annoy_index.forget_loaded_index()
     with pytest.raises(annoy_index.IndexUnavailable):
         annoy_index.current_index()
-    similar = services.similar_products(clustered_catalogue[15])
+    similar = similar_products(clustered_catalogue[15])
     assert {cluster_of(p) for p in similar} == {"type1"}
 
 
 def test_corrupt_pointer_falls_back_to_exact_search(clustered_catalogue, fresh_index_dir):
     rebuild_index()
     (fresh_index_dir / "current.json").write_text("{not json")
-    similar = services.similar_products(clustered_catalogue[25])
+    similar = similar_products(clustered_catalogue[25])
     assert {cluster_of(p) for p in similar} == {"type2"}
 
 
@@ -99,7 +99,7 @@ def test_no_index_and_no_vectors_gives_same_kind_products(db):
     shirt = ProductFactory(article_type="Shirts", base_colour="Blue")
     same = ProductFactory(article_type="Shirts", base_colour="Blue")
     ProductFactory(article_type="Watches")
-    assert services.similar_products(shirt) == [same]
+    assert similar_products(shirt) == [same]
 
 
 def test_a_new_build_is_picked_up_without_restart(clustered_catalogue):
@@ -127,7 +127,7 @@ def test_queries_keep_answering_while_the_index_is_swapped(clustered_catalogue):
 
         try:
             while not stop.is_set():
-                answers.append([p.pk for p in services.similar_products(product)])
+                answers.append([p.pk for p in similar_products(product)])
         except Exception as exc:  # noqa: BLE001 - any failure is what this test looks for
             errors.append(exc)
         finally:
@@ -148,13 +148,9 @@ def test_queries_keep_answering_while_the_index_is_swapped(clustered_catalogue):
 
 
 def test_vectors_made_by_an_older_recipe_are_recomputed_and_never_searched(db):
-    from recommender.indexing import products_needing_embedding
-    from recommender.models import Embedding
-    from recommender.vectors import stored_vectors
-
     current, outdated = ProductFactory.create_batch(2, with_image=True)
     for product in (current, outdated):
-        store_vectors(product, np.ones(16), checksum=product.image_checksum)
+        EmbeddingFactory(product=product, cnn=np.ones(16), checksum=product.image_checksum)
     Embedding.objects.filter(product=outdated).update(recipe="p0-c1")
 
     assert products_needing_embedding() == [outdated.pk]
@@ -176,5 +172,5 @@ def test_a_product_whose_photo_changed_after_the_build_is_matched_by_its_new_pho
     rebuild_index()
     cache.add(REBUILD_PENDING_KEY, "1")  # a rebuild is already on its way
     product = clustered_catalogue[0]
-    store_vectors(product, np.eye(3, 16, dtype=np.float32)[2] * 10)  # now looks like cluster 2
-    assert {p.article_type for p in services.similar_products(product)} == {"type2"}
+    EmbeddingFactory(product=product, cnn=np.eye(3, 16, dtype=np.float32)[2] * 10)  # now looks like cluster 2
+    assert {p.article_type for p in similar_products(product)} == {"type2"}

@@ -3,12 +3,12 @@
 bench/bench_similar.py measures recall and time for other n_trees / search_k values and
 at the full catalogue's size.
 """
+
 import numpy as np
 import pytest
 from django.conf import settings
 
-from recommender import evaluation
-from tests.recommender.quality_fixtures import dev_catalogue  # noqa: F401 (fixture)
+from quality import evaluation
 
 # 5 similar products + the product itself; and what the product page first asks for.
 COUNTS = (6, 44)

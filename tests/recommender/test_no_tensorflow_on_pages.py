@@ -1,4 +1,5 @@
 """Product pages, the catalogue and the similar-items API never load TensorFlow."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +14,11 @@ django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.test import Client
-from recommender.indexing import rebuild_index
-from tests.factories import ProductFactory
-from tests.recommender.conftest import store_vectors
+from recommender.refresh import rebuild_index
+from tests.factories import EmbeddingFactory, ProductFactory
 products = ProductFactory.create_batch(8)
 for i, product in enumerate(products):
-    store_vectors(product, np.eye(8, 16, dtype=np.float32)[i] + 1)
+    EmbeddingFactory(product=product, cnn=np.eye(8, 16, dtype=np.float32)[i] + 1)
 rebuild_index()
 client = Client()
 for url in ["/", products[0].get_absolute_url(), f"/api/products/{products[0].pk}/similar/", "/cart/"]:

@@ -1,4 +1,5 @@
 """Search by photo (/visual/search/): uploads of real images, catalogue photos, bad input."""
+
 import base64
 import io
 import re
@@ -8,33 +9,16 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from recommender import embedding
-from recommender.indexing import embed_products, rebuild_index
 from recommender.models import Embedding
-from tests.factories import ProductFactory
-
-from .conftest import store_vectors
+from recommender.refresh import embed_products, rebuild_index
+from tests.factories import EmbeddingFactory, ProductFactory
+from tests.images import BLUE, GREEN, RED, YELLOW, garment_photo
 
 pytestmark = pytest.mark.django_db
 
 SEARCH_URL = "/visual/search/"
-RED, BLUE, GREEN, YELLOW = (200, 30, 30), (30, 60, 200), (30, 160, 60), (230, 200, 40)
-
-
-def garment_photo(colour, fmt="JPEG", size=(240, 320), mode="RGB"):
-    """A product-like photo: a coloured garment shape on a white background, encoded."""
-    image = Image.new("RGB", size, (255, 255, 255))
-    width, height = size
-    ImageDraw.Draw(image).rounded_rectangle(
-        (width * 0.2, height * 0.1, width * 0.8, height * 0.9), radius=min(size) // 8, fill=colour
-    )
-    if mode != "RGB":
-        image = image.convert(mode)
-    buffer = io.BytesIO()
-    image.save(buffer, fmt)
-    return buffer.getvalue()
 
 
 def upload(data, name="photo.jpg", content_type="image/jpeg"):
@@ -64,22 +48,6 @@ def preview_image(response):
 
 def stored_media(media_root):
     return sorted(str(p.relative_to(media_root)) for p in media_root.rglob("*") if p.is_file())
-
-
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def no_cnn(monkeypatch):
-    """Fails the test if anything asks for the CNN."""
-
-    def refuse():
-        raise AssertionError("the CNN was loaded")
-
-    monkeypatch.setattr(embedding, "get_embedder", refuse)
 
 
 @pytest.fixture
@@ -264,7 +232,7 @@ def stored_vector_catalogue(media_root):
             product = ProductFactory(
                 article_type=f"type{cluster}", image=ContentFile(garment_photo(RED), name="x.jpg")
             )
-            store_vectors(product, centre + rng.normal(0, 0.5, 16))
+            EmbeddingFactory(product=product, cnn=centre + rng.normal(0, 0.5, 16))
             products.append(product)
     rebuild_index()
     return products
@@ -348,7 +316,7 @@ def test_catalogue_photo_search_runs_a_fixed_number_of_queries(
     client, stored_vector_catalogue, django_assert_max_num_queries
 ):
     for product in ProductFactory.create_batch(6, article_type="type0"):
-        store_vectors(product, np.eye(2, 16, dtype=np.float32)[0] * 10)  # newer than the build
+        EmbeddingFactory(product=product, cnn=np.eye(2, 16, dtype=np.float32)[0] * 10)  # newer than the build
     client.get(SEARCH_URL, {"product": stored_vector_catalogue[0].pk})  # index loaded
 
     with django_assert_max_num_queries(6):

@@ -1,4 +1,5 @@
 """prepare_image: one way to read catalogue photos and uploads, with clear refusals."""
+
 import io
 import struct
 import zlib
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from recommender.active_model import prepare_photo
 from recommender.embedding import IMAGE_SIZE, InvalidImage, prepare_image
 
 WHITE = np.array([255, 255, 255])
@@ -21,8 +23,8 @@ def encode(image, fmt="JPEG", **options):
 def product_photo(width=120, height=160):
     """A red top-heavy 'product' on white: its orientation is easy to recognise."""
     pixels = np.full((height, width, 3), 255, dtype=np.uint8)
-    pixels[height // 8: height // 3, width // 8: width * 7 // 8] = (200, 20, 20)
-    pixels[height // 3: height * 7 // 8, width * 3 // 8: width * 5 // 8] = (20, 20, 160)
+    pixels[height // 8 : height // 3, width // 8 : width * 7 // 8] = (200, 20, 20)
+    pixels[height // 3 : height * 7 // 8, width * 3 // 8 : width * 5 // 8] = (20, 20, 160)
     return Image.fromarray(pixels)
 
 
@@ -160,9 +162,9 @@ def test_decompression_bomb_is_refused_before_decoding(size):
 
 def test_pixel_limit_comes_from_settings(settings):
     settings.IMAGE_MAX_PIXELS = 1000
-    assert prepare_image(encode(Image.new("RGB", (40, 25)), "PNG")).shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert prepare_photo(encode(Image.new("RGB", (40, 25)), "PNG")).shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
     with pytest.raises(InvalidImage, match="41x25 pixels"):
-        prepare_image(encode(Image.new("RGB", (41, 25)), "PNG"))
+        prepare_photo(encode(Image.new("RGB", (41, 25)), "PNG"))
 
 
 def test_missing_catalogue_file_is_an_os_error_not_a_bad_upload(tmp_path):

@@ -6,12 +6,12 @@ catalogue leave-one-out P@5 0.700 same article type, 0.271 same type and colour 
 alone: 0.705 / 0.221); shopper photos P@5 "right kind" 0.506 (colour histogram alone
 0.140; shoes 0.89, T-shirts 0.72, trousers 0.63).
 """
+
 import numpy as np
 import pytest
 from django.conf import settings
 
-from recommender import evaluation
-from tests.recommender.quality_fixtures import dev_catalogue, shopper_photos  # noqa: F401 (fixtures)
+from quality import evaluation
 
 
 def sample(vectors, colours, **labels):

@@ -1,4 +1,5 @@
 """Recommended for you: what a visitor viewed and put in the cart, else best sellers."""
+
 import re
 from datetime import timedelta
 
@@ -9,9 +10,9 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from catalog.models import Product
-from recommender import services
-from recommender.indexing import rebuild_index
+from recommender import recommendations
 from recommender.models import ProductView
+from recommender.refresh import rebuild_index
 from tests.factories import OrderItemFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ def visitor_request(viewed=(), user=None):
     request = RequestFactory().get("/")
     request.session = SessionStore()
     if viewed:
-        request.session[services.SESSION_VIEWED_KEY] = list(viewed)
+        request.session[recommendations.SESSION_VIEWED_KEY] = list(viewed)
     request.user = user or AnonymousUser()
     return request
 
@@ -53,7 +54,7 @@ def test_product_pages_remember_the_last_20_views_newest_first(client):
         client.get(product.get_absolute_url())
     client.get(products[10].get_absolute_url())  # seen again: moves to the front, once
 
-    viewed = client.session[services.SESSION_VIEWED_KEY]
+    viewed = client.session[recommendations.SESSION_VIEWED_KEY]
 
     assert len(viewed) == 20
     assert viewed[0] == products[10].pk
@@ -83,7 +84,7 @@ def test_inactive_product_page_is_not_remembered(client):
     hidden = ProductFactory(is_active=False)
 
     assert client.get(hidden.get_absolute_url()).status_code == 404
-    assert services.SESSION_VIEWED_KEY not in client.session
+    assert recommendations.SESSION_VIEWED_KEY not in client.session
 
 
 # What is recommended
@@ -92,7 +93,7 @@ def test_inactive_product_page_is_not_remembered(client):
 def test_recommendations_are_near_what_was_viewed(indexed):
     viewed = cluster(indexed, 2)[:2]
 
-    found = services.recommended_for(visitor_request([p.pk for p in viewed]))
+    found = recommendations.recommended_for(visitor_request([p.pk for p in viewed]))
 
     assert len(found) == 5
     assert {p.article_type for p in found} == {"type2"}
@@ -102,7 +103,9 @@ def test_cart_items_are_never_recommended_and_outweigh_a_single_view(indexed):
     in_cart = cluster(indexed, 0)[:3]
     viewed = cluster(indexed, 1)[0]
 
-    found = services.recommended_for(visitor_request([viewed.pk]), cart_product_ids=[p.pk for p in in_cart])
+    found = recommendations.recommended_for(
+        visitor_request([viewed.pk]), cart_product_ids=[p.pk for p in in_cart]
+    )
 
     assert len(found) == 5
     assert not {p.pk for p in found} & {p.pk for p in in_cart}
@@ -113,7 +116,7 @@ def test_recent_views_count_more_than_older_ones(indexed):
     older = cluster(indexed, 0)[0]
     recent = cluster(indexed, 1)[0]
 
-    found = services.recommended_for(visitor_request([recent.pk, older.pk]), k=3)
+    found = recommendations.recommended_for(visitor_request([recent.pk, older.pk]), k=3)
 
     assert {p.article_type for p in found} == {"type1"}
 
@@ -128,7 +131,7 @@ def test_recommendations_skip_products_that_cannot_be_bought(indexed):
         product.is_active = False
         product.save()
 
-    found = services.recommended_for(visitor_request([viewed.pk]))
+    found = recommendations.recommended_for(visitor_request([viewed.pk]))
 
     assert not {p.pk for p in found} & {p.pk for p in gone}
     assert {p.article_type for p in found} == {"type1"}
@@ -139,7 +142,7 @@ def test_views_without_stored_vectors_fall_back_to_best_sellers(indexed):
     best = cluster(indexed, 2)[4]
     OrderItemFactory(product=best, quantity=7)
 
-    found = services.recommended_for(visitor_request([unembedded.pk]), k=1)
+    found = recommendations.recommended_for(visitor_request([unembedded.pk]), k=1)
 
     assert found == [best]
 
@@ -150,7 +153,7 @@ def test_shopper_views_follow_them_to_a_new_session(indexed, user):
     for product in cluster(indexed, 2)[:2]:
         first_visit.get(product.get_absolute_url())
 
-    found = services.recommended_for(visitor_request(user=user))
+    found = recommendations.recommended_for(visitor_request(user=user))
 
     assert len(found) == 5
     assert {p.article_type for p in found} == {"type2"}
@@ -165,7 +168,7 @@ def test_a_new_visitor_gets_best_sellers_then_newest():
     OrderItemFactory(product=best, quantity=2)
     OrderItemFactory(product=best, quantity=2)
 
-    found = services.recommended_for(visitor_request(), k=4)
+    found = recommendations.recommended_for(visitor_request(), k=4)
 
     assert found == [best, second, newest, newer]
 
@@ -180,7 +183,7 @@ def test_best_sellers_that_cannot_be_bought_are_skipped():
     Product.objects.filter(pk=sold_out.pk).update(stock=0)
     Product.objects.filter(pk=hidden.pk).update(is_active=False)
 
-    found = services.recommended_for(visitor_request(), k=3)
+    found = recommendations.recommended_for(visitor_request(), k=3)
 
     assert found[0] == buyable
     assert sold_out not in found and hidden not in found
@@ -190,7 +193,7 @@ def test_a_best_seller_in_the_cart_is_not_recommended():
     best, other = ProductFactory.create_batch(2)
     OrderItemFactory(product=best, quantity=5)
 
-    found = services.recommended_for(visitor_request(), cart_product_ids=[best.pk], k=2)
+    found = recommendations.recommended_for(visitor_request(), cart_product_ids=[best.pk], k=2)
 
     assert found == [other]
 

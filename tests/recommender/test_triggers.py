@@ -3,6 +3,7 @@
 Tests that need real commits (embedding is queued on commit) use a transactional
 database; Celery runs eagerly, so a queued task has run when the save returns.
 """
+
 import numpy as np
 import pytest
 from django.core.cache import cache
@@ -11,22 +12,19 @@ from django.db import transaction
 
 from catalog.importing import import_catalogue
 from catalog.models import Product
-from recommender import index as annoy_index
-from recommender import indexing, services, tasks
+from recommender import annoy_index, queueing, refresh, tasks
 from recommender.models import Embedding, IndexBuild
-from tests.catalog.conftest import styles_line, write_catalogue
-from tests.factories import ProductFactory
-
-from .conftest import store_vectors
-from .test_photo_search import BLUE, GREEN, RED, YELLOW, garment_photo
+from recommender.similar import similar_products
+from tests.catalog_files import styles_line, write_catalogue
+from tests.factories import EmbeddingFactory, ProductFactory
+from tests.images import BLUE, GREEN, RED, YELLOW, garment_photo
 
 committed = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
+def own_media_root(media_root):
+    return media_root
 
 
 def spy_on(monkeypatch, task):
@@ -167,7 +165,7 @@ def test_a_product_without_photo_is_not_embedded(embedding_tasks):
 def test_removing_the_photo_removes_the_vectors():
     product = ProductFactory()
     Product.objects.filter(pk=product.pk).update(image="products/old.jpg", image_checksum="abc")
-    store_vectors(product, np.ones(16), checksum="abc")
+    EmbeddingFactory(product=product, cnn=np.ones(16), checksum="abc")
 
     product = Product.objects.get(pk=product.pk)
     product.image = None
@@ -220,7 +218,7 @@ def test_a_broken_photo_is_reported_not_raised(embedding_tasks):
     fine = photo_product(BLUE)
 
     assert not Embedding.objects.filter(product=broken).exists()  # the save itself did not fail
-    report = indexing.embed_products([broken.pk, fine.pk])
+    report = refresh.embed_products([broken.pk, fine.pk])
 
     assert report.failed == [
         (broken.pk, "This file is not an image we can read. Please use a JPEG, PNG or WebP photo.")
@@ -235,7 +233,7 @@ def test_a_missing_photo_file_is_reported_not_raised(media_root):
     product = photo_product(RED)
     (media_root / product.image.name).unlink()
 
-    report = indexing.embed_products([product.pk])
+    report = refresh.embed_products([product.pk])
 
     assert len(report.failed) == 1
     assert report.failed[0][0] == product.pk
@@ -247,7 +245,7 @@ def test_a_missing_photo_file_is_reported_not_raised(media_root):
 def test_embedding_report_counts_products_without_photo():
     bare = ProductFactory()
 
-    report = indexing.embed_products([bare.pk])
+    report = refresh.embed_products([bare.pk])
 
     assert report.as_dict() == {"embedded": 0, "unchanged": 0, "without_image": 1, "failed": []}
 
@@ -257,7 +255,7 @@ def test_embedding_report_counts_products_without_photo():
 
 @pytest.mark.django_db
 def test_a_burst_of_rebuild_requests_builds_once(clustered_catalogue, rebuild_tasks, settings):
-    answers = [indexing.request_index_rebuild() for _ in range(6)]
+    answers = [queueing.request_index_rebuild() for _ in range(6)]
 
     assert answers == [True, False, False, False, False, False]
     assert len(rebuild_tasks) == 1
@@ -269,29 +267,29 @@ def test_a_burst_of_rebuild_requests_builds_once(clustered_catalogue, rebuild_ta
 
 @pytest.mark.django_db
 def test_a_request_after_the_window_builds_again(clustered_catalogue):
-    indexing.request_index_rebuild()
-    cache.delete(indexing.REBUILD_PENDING_KEY)  # what the window's expiry does
+    queueing.request_index_rebuild()
+    cache.delete(queueing.REBUILD_PENDING_KEY)  # what the window's expiry does
 
-    assert indexing.request_index_rebuild() is True
+    assert queueing.request_index_rebuild() is True
     assert IndexBuild.objects.filter(status=IndexBuild.Status.READY).count() == 2
 
 
 @pytest.mark.django_db
 def test_a_stale_index_is_rebuilt_by_the_first_search_after_the_window(clustered_catalogue):
-    indexing.request_index_rebuild()
+    queueing.request_index_rebuild()
     newcomer = ProductFactory(article_type="type0")
-    store_vectors(newcomer, np.eye(3, 16, dtype=np.float32)[0] * 10)
-    assert indexing.request_index_rebuild() is False  # folded into the rebuild that already ran
-    cache.delete(indexing.REBUILD_PENDING_KEY)  # the window has passed
+    EmbeddingFactory(product=newcomer, cnn=np.eye(3, 16, dtype=np.float32)[0] * 10)
+    assert queueing.request_index_rebuild() is False  # folded into the rebuild that already ran
+    cache.delete(queueing.REBUILD_PENDING_KEY)  # the window has passed
 
-    services.similar_products(clustered_catalogue[0])
+    similar_products(clustered_catalogue[0])
 
     assert newcomer.pk in annoy_index.current_index().positions
 
 
 @pytest.mark.django_db
 def test_rebuild_with_nothing_to_index_is_recorded_as_failed(rebuild_tasks):
-    assert indexing.request_index_rebuild() is True
+    assert queueing.request_index_rebuild() is True
 
     build = IndexBuild.objects.get()
     assert build.status == IndexBuild.Status.FAILED
@@ -300,13 +298,13 @@ def test_rebuild_with_nothing_to_index_is_recorded_as_failed(rebuild_tasks):
 
 @pytest.mark.django_db
 def test_index_is_stale_until_rebuilt(clustered_catalogue):
-    assert indexing.index_is_stale() is True
-    indexing.rebuild_index()
-    assert indexing.index_is_stale() is False
+    assert refresh.index_is_stale() is True
+    refresh.rebuild_index()
+    assert refresh.index_is_stale() is False
 
-    store_vectors(ProductFactory(), np.ones(16))
+    EmbeddingFactory(product=ProductFactory(), cnn=np.ones(16))
 
-    assert indexing.index_is_stale() is True
+    assert refresh.index_is_stale() is True
 
 
 @pytest.mark.django_db
@@ -315,7 +313,7 @@ def test_sweep_rebuilds_a_stale_index(clustered_catalogue):
 
     assert result == {"queued": 0, "index_stale": True}
     assert IndexBuild.objects.filter(status=IndexBuild.Status.READY).count() == 1
-    assert indexing.index_is_stale() is False
+    assert refresh.index_is_stale() is False
 
 
 @pytest.mark.slow
@@ -325,9 +323,9 @@ def test_sweep_embeds_products_whose_task_was_lost(embedding_tasks):
     products = [photo_product(RED), photo_product(BLUE)]
     assert not Embedding.objects.exists()
 
-    result = indexing.sweep()
+    result = queueing.sweep()
 
     assert result["queued"] == 2
     assert sorted(Embedding.objects.values_list("product_id", flat=True)) == sorted(p.pk for p in products)
-    assert indexing.products_needing_embedding() == []
+    assert refresh.products_needing_embedding() == []
     assert IndexBuild.objects.filter(status=IndexBuild.Status.READY).exists()

@@ -1,12 +1,12 @@
 """Sign up, log in and log out; the visitor's cart follows the shopper into the account."""
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from shop.models import Cart
 from tests.factories import CartFactory, CartItemFactory, ProductFactory
-
-from .conftest import messages_of, put_in_cart
+from tests.shop_pages import messages_of, put_in_cart
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,11 @@ def test_signup_brings_the_visitors_cart_along(client, product):
 
 @pytest.mark.parametrize(
     "changes, field",
-    [({"password2": "something else"}, "password2"), ({"email": ""}, "email"), ({"email": "not-mail"}, "email")],
+    [
+        ({"password2": "something else"}, "password2"),
+        ({"email": ""}, "email"),
+        ({"email": "not-mail"}, "email"),
+    ],
 )
 def test_signup_with_bad_details_is_asked_again(client, changes, field):
     response = client.post(reverse("signup"), signup_data(**changes))
@@ -125,7 +129,7 @@ def test_logout_is_a_post(user_client):
 def test_header_logout_form_has_a_csrf_token(user_client):
     page = user_client.get("/").content.decode()
 
-    logout_form = page[page.index(f'action="{reverse("logout")}"'):]
+    logout_form = page[page.index(f'action="{reverse("logout")}"') :]
     assert 'name="csrfmiddlewaretoken"' in logout_form[: logout_form.index("</form>")]
 
 

@@ -1,4 +1,5 @@
 """Staff follow orders up in the admin; order lines and carts are records, not edited there."""
+
 import pytest
 from django.urls import reverse
 
@@ -12,7 +13,9 @@ def test_order_list_filters_by_status(staff_client):
     placed = OrderFactory(status=Order.Status.PLACED)
     shipped = OrderFactory(status=Order.Status.SHIPPED)
 
-    page = staff_client.get(reverse("admin:shop_order_changelist"), {"status__exact": "shipped"}).content.decode()
+    page = staff_client.get(
+        reverse("admin:shop_order_changelist"), {"status__exact": "shipped"}
+    ).content.decode()
 
     assert shipped.number in page
     assert placed.number not in page
@@ -31,8 +34,12 @@ def test_order_page_shows_lines_read_only_and_changes_status(staff_client):
         url,
         {
             "status": "shipped",
-            "items-TOTAL_FORMS": "1", "items-INITIAL_FORMS": "1", "items-MIN_NUM_FORMS": "0",
-            "items-MAX_NUM_FORMS": "1000", "items-0-id": str(item.pk), "items-0-order": str(order.pk),
+            "items-TOTAL_FORMS": "1",
+            "items-INITIAL_FORMS": "1",
+            "items-MIN_NUM_FORMS": "0",
+            "items-MAX_NUM_FORMS": "1000",
+            "items-0-id": str(item.pk),
+            "items-0-order": str(order.pk),
         },
     )
     assert response.status_code == 302

@@ -1,4 +1,5 @@
 """Cart service edge cases the pages rely on: stale carts and ids that are not numbers."""
+
 import pytest
 
 from shop.models import Cart, CartItem

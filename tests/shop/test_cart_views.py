@@ -1,4 +1,5 @@
 """The cart as a shopper uses it: add, change, remove, with stock bounds and messages."""
+
 import re
 
 import pytest
@@ -7,8 +8,7 @@ from django.urls import reverse
 
 from shop.models import Cart, CartItem
 from tests.factories import ProductFactory
-
-from .conftest import add_to_cart, messages_of, put_in_cart
+from tests.shop_pages import add_to_cart, messages_of, put_in_cart
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,9 @@ def test_adding_again_adds_up(client, product):
     assert lines_of(client) == {product.pk: 5}
 
 
-@pytest.mark.parametrize("unsafe", ["https://evil.example.com/", "//evil.example.com/", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "unsafe", ["https://evil.example.com/", "//evil.example.com/", "javascript:alert(1)"]
+)
 def test_next_must_stay_on_the_site(client, product, unsafe):
     response = add_to_cart(client, product, next=unsafe)
 
@@ -118,7 +120,9 @@ def test_add_answers_json_for_scripts(client, product):
 def test_add_json_error(client):
     product = ProductFactory(stock=0)
 
-    response = client.post(reverse("shop:add"), {"product_id": product.pk}, headers={"accept": "application/json"})
+    response = client.post(
+        reverse("shop:add"), {"product_id": product.pk}, headers={"accept": "application/json"}
+    )
 
     assert response.status_code == 400
     assert response.json()["ok"] is False

@@ -1,4 +1,5 @@
 """Checkout through the pages: shipping form, order with snapshots, stock, double submits."""
+
 from decimal import Decimal
 
 import pytest
@@ -9,8 +10,7 @@ import shop.views
 from catalog.models import Product
 from shop.models import Cart, Order
 from tests.factories import CartFactory, CartItemFactory, ProductFactory
-
-from .conftest import checkout_form, messages_of, put_in_cart
+from tests.shop_pages import checkout_form, messages_of, put_in_cart
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +56,11 @@ def test_visitor_places_an_order(client, shipping):
     assert response.url == reverse("shop:order_confirmation", args=[order.number])
     assert order.user is None
     assert order.total == Decimal("73.50")
-    assert (order.full_name, order.email, order.city) == (shipping["full_name"], shipping["email"], shipping["city"])
+    assert (order.full_name, order.email, order.city) == (
+        shipping["full_name"],
+        shipping["email"],
+        shipping["city"],
+    )
     assert [(i.product_id, i.product_name, i.unit_price, i.quantity) for i in order.items.all()] == [
         (shirt.pk, "Linen Shirt", Decimal("30.00"), 2),
         (socks.pk, "Wool Socks", Decimal("4.50"), 3),
@@ -139,7 +143,9 @@ def test_double_submit_places_one_order_and_shows_it(client, product):
 
     order = Order.objects.get()
     assert first.url == second.url == reverse("shop:order_confirmation", args=[order.number])
-    assert ("info", f"Order {order.number} has already been placed; it was not placed twice.") in messages_of(second)
+    assert ("info", f"Order {order.number} has already been placed; it was not placed twice.") in messages_of(
+        second
+    )
     assert Product.objects.get(pk=product.pk).stock == product.stock - 2
 
 

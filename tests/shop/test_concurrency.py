@@ -3,6 +3,7 @@
 Each buyer is a separate test client in its own thread with its own database connection;
 a barrier releases all checkout requests at the same moment.
 """
+
 import copy
 import threading
 
@@ -13,9 +14,7 @@ from django.urls import reverse
 
 from catalog.models import Product
 from shop.models import Cart, Order, OrderItem
-from tests.factories import CartFactory, CartItemFactory, ProductFactory, UserFactory
-
-from .conftest import SHIPPING
+from tests.factories import SHIPPING, CartFactory, CartItemFactory, ProductFactory, UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

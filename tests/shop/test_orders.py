@@ -1,12 +1,12 @@
 """Orders are private: history, detail and confirmation show a shopper only their own."""
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from shop.models import Order
 from tests.factories import OrderFactory, OrderItemFactory
-
-from .conftest import checkout_form, put_in_cart
+from tests.shop_pages import checkout_form, put_in_cart
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ class Command(BaseCommand):
         try:
             report = import_catalogue(path, is_demo=demo, on_progress=on_progress)
         except CatalogueFileError as error:
-            raise CommandError(str(error))
+            raise CommandError(str(error)) from error
         finally:
             if progress is not None:
                 progress.close()

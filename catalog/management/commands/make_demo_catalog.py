@@ -35,6 +35,6 @@ class Command(BaseCommand):
                     self.stdout.write(f"Wrote {count} demo products to {folder}")
                 report = import_catalogue(folder, is_demo=True) if run_import else None
         except CatalogueFileError as error:
-            raise CommandError(str(error))
+            raise CommandError(str(error)) from error
         if report is not None and verbosity > 0:
             self.stdout.write("\n".join(report.text_lines()))

@@ -19,7 +19,9 @@ class Command(BaseCommand):
         if Product.objects.exists():
             self.stdout.write("The catalogue already has products; leaving it as it is.")
         else:
-            self.stdout.write(f"Creating a demo catalogue of {count} products (generated images, marked as demo)...")
+            self.stdout.write(
+                f"Creating a demo catalogue of {count} products (generated images, marked as demo)..."
+            )
             report = import_demo_catalogue(count)
             self.stdout.write("\n".join(report.text_lines()))
         self.stdout.write("Embedding product images (the first run converts the model weights)...")

@@ -2,11 +2,13 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from catalog.models import Product
-from recommender.indexing import embed_products, index_is_stale, products_needing_embedding, rebuild_index
+from recommender.refresh import embed_products, index_is_stale, products_needing_embedding, rebuild_index
 
 
 class Command(BaseCommand):
-    help = "Compute image vectors for products whose image is new or changed (batched), then rebuild the index."
+    help = (
+        "Compute image vectors for products whose image is new or changed (batched), then rebuild the index."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--all", action="store_true", help="Check every product, not only those pending.")

@@ -15,6 +15,7 @@ Protocols:
 - Index: the share of Annoy's first ``k`` results that are as near as exact search's
   ``k``-th result (ties between identical photos count as found).
 """
+
 import csv
 import time
 from dataclasses import dataclass
@@ -22,7 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .vectors import search_vectors
+from catalog.importing.styles import read_styles
+from recommender import annoy_index
+from recommender.active_model import get_embedder, prepare_photo
+from recommender.embedding import InvalidImage, colour_descriptor
+from recommender.vector_store import search_vectors
 
 EVALUATION_BATCH_SIZE = 64
 TOP_K = 5
@@ -46,8 +51,15 @@ PHOTO_LABEL_TYPES = {
     "Pants": ("Trousers", "Jeans", "Track Pants", "Lounge Pants", "Jeggings", "Leggings", "Capris"),
     "Shorts": ("Shorts", "Lounge Shorts"),
     "Shoes": (
-        "Casual Shoes", "Sports Shoes", "Formal Shoes", "Heels", "Flats", "Sandals",
-        "Flip Flops", "Sports Sandals", "Booties",
+        "Casual Shoes",
+        "Sports Shoes",
+        "Formal Shoes",
+        "Heels",
+        "Flats",
+        "Sandals",
+        "Flip Flops",
+        "Sports Sandals",
+        "Booties",
     ),
     "Hat": ("Caps", "Hat"),
 }
@@ -95,7 +107,7 @@ class LabelledImages:
     @classmethod
     def load(cls, path):
         with np.load(path, allow_pickle=False) as data:
-            labels = {name[len("label_"):]: data[name] for name in data.files if name.startswith("label_")}
+            labels = {name[len("label_") :]: data[name] for name in data.files if name.startswith("label_")}
             return cls(keys=data["keys"].tolist(), labels=labels, cnn=data["cnn"], colour=data["colour"])
 
 
@@ -105,8 +117,6 @@ def catalogue_sample_rows(folder):
     styles.csv is read by the catalogue importer's reader (the raw file has bare commas
     in names); products without an image file are left out.
     """
-    from catalog.importing.styles import read_styles
-
     folder = Path(folder)
     styles = read_styles((folder / "styles.csv").read_bytes())
     rows = []
@@ -141,15 +151,13 @@ def embed_image_files(paths, embedder=None, batch_size=EVALUATION_BATCH_SIZE, pr
     Returns ``(cnn, colour, failed)``: arrays with one row per readable file, and the
     positions of files that could not be read.
     """
-    from .embedding import InvalidImage, colour_descriptor, get_embedder, prepare_image
-
     embedder = embedder or get_embedder()
     cnn_rows, colour_rows, failed = [], [], []
     for start in range(0, len(paths), batch_size):
         arrays = []
         for position in range(start, min(start + batch_size, len(paths))):
             try:
-                arrays.append(prepare_image(paths[position]))
+                arrays.append(prepare_photo(paths[position]))
             except (InvalidImage, OSError):
                 failed.append(position)
         if arrays:
@@ -213,17 +221,17 @@ def nearest_rows(queries, vectors, k=TOP_K, exclude_self=False, block=512):
 
     With ``exclude_self`` the queries are ``vectors`` themselves and a row is never its
     own neighbour (leave-one-out). The same exact search as
-    :func:`recommender.vectors.exact_neighbours`, for thousands of queries at once.
+    :func:`recommender.vector_store.exact_neighbours`, for thousands of queries at once.
     """
     result = np.empty((len(queries), k), dtype=np.int64)
     for start in range(0, len(queries), block):
-        similarity = queries[start:start + block] @ vectors.T
+        similarity = queries[start : start + block] @ vectors.T
         if exclude_self:
             rows = np.arange(similarity.shape[0])
             similarity[rows, rows + start] = -np.inf
         top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1, kind="stable")
-        result[start:start + len(similarity)] = np.take_along_axis(top, order, axis=1)
+        result[start : start + len(similarity)] = np.take_along_axis(top, order, axis=1)
     return result
 
 
@@ -254,7 +262,8 @@ def choose_colour_weight(sweep, min_type=0.70, min_type_and_colour=0.27):
     (``min_type`` for the article type, ``min_type_and_colour`` for type and colour);
     None when no weight meets both."""
     meeting = [
-        row for row in sweep
+        row
+        for row in sweep
         if row["article_type"] >= min_type and row["article_type_and_colour"] >= min_type_and_colour
     ]
     if not meeting:
@@ -285,20 +294,14 @@ def scratch_index(folder, vectors, n_trees, build_id=1):
 
     Returns ``(loaded index, build seconds, file bytes)``. Item i of the index is row i.
     """
-    from django.test import override_settings
-
-    from . import index as annoy_index
-
     folder = Path(folder)
-    with override_settings(INDEX_DIR=folder):
-        annoy_index.forget_loaded_index()
-        started = time.perf_counter()
-        ann_name = annoy_index.write_build(
-            build_id, vectors, np.arange(len(vectors)), n_trees, {"model_name": "evaluation"}
-        )
-        seconds = time.perf_counter() - started
-        loaded = annoy_index.current_index()
-        annoy_index.forget_loaded_index()
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    ann_name = annoy_index.write_build(
+        build_id, vectors, np.arange(len(vectors)), n_trees, {"model_name": "evaluation"}, folder=folder
+    )
+    seconds = time.perf_counter() - started
+    loaded = annoy_index.read_build(folder)
     return loaded, seconds, (folder / ann_name).stat().st_size
 
 
@@ -307,10 +310,10 @@ def exact_kth_similarity(vectors, queries, k=TOP_K, block=256):
     queries = np.asarray(queries)
     kth = np.empty(len(queries), dtype=np.float32)
     for start in range(0, len(queries), block):
-        rows = queries[start:start + block]
+        rows = queries[start : start + block]
         similarity = vectors[rows] @ vectors.T
         similarity[np.arange(len(rows)), rows] = -np.inf
-        kth[start:start + len(rows)] = -np.partition(-similarity, k - 1, axis=1)[:, k - 1]
+        kth[start : start + len(rows)] = -np.partition(-similarity, k - 1, axis=1)[:, k - 1]
     return kth
 
 

@@ -1,10 +1,13 @@
-"""The Annoy index: build into new files, swap atomically, memory-map the current build.
+"""The Annoy index files: build into new files, swap the current build atomically, and
+memory-map it for queries (reloaded when another process swaps in a new build).
 
 An index file is immutable once built (Annoy's own advice): a rebuild writes
 ``build-<id>.ann`` and ``build-<id>.ids.npy`` (item number -> product id), then replaces
 ``current.json``, the pointer every web process checks before a query. Readers that still
 hold the previous build keep it memory-mapped until they see the new pointer.
 """
+
+import io
 import json
 import logging
 import os
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from annoy import AnnoyIndex
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
@@ -29,7 +33,8 @@ class IndexUnavailable(Exception):
     """There is no usable index file; callers fall back to exact search."""
 
 
-def index_dir():
+def index_dir() -> Path:
+    """The folder of the index files (settings.INDEX_DIR), created when missing."""
     path = Path(settings.INDEX_DIR)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -49,15 +54,15 @@ def _atomic_write_bytes(path, data):
     os.replace(tmp, path)
 
 
-def write_build(build_id, vectors, product_ids, n_trees, metadata):
+def write_build(build_id, vectors, product_ids, n_trees, metadata, folder=None, search_k=None) -> str:
     """Write an Annoy file for ``vectors`` and make it the current build.
 
     ``vectors`` are L2-normalised float32 rows, ``product_ids`` the product of each row.
-    Returns the file name of the new index.
+    ``folder`` defaults to settings.INDEX_DIR and ``search_k`` (for the stored neighbour
+    lists) to settings.ANNOY_SEARCH_K. Returns the file name of the new index.
     """
-    from annoy import AnnoyIndex
-
-    folder = index_dir()
+    folder = Path(folder) if folder is not None else index_dir()
+    search_k = settings.ANNOY_SEARCH_K if search_k is None else search_k
     dimensions = int(vectors.shape[1])
     ann_name = f"build-{build_id}.ann"
     ids_name = f"build-{build_id}.ids.npy"
@@ -68,7 +73,7 @@ def write_build(build_id, vectors, product_ids, n_trees, metadata):
         index.add_item(item, vector)
     index.build(n_trees, n_jobs=1)
     index.save(str(tmp_ann))
-    neighbours = _neighbours_of_every_item(index, len(vectors))
+    neighbours = _neighbours_of_every_item(index, len(vectors), search_k)
     index.unload()
     _fsync_file(tmp_ann)
     os.replace(tmp_ann, folder / ann_name)
@@ -89,20 +94,19 @@ def write_build(build_id, vectors, product_ids, n_trees, metadata):
     return ann_name
 
 
-def _neighbours_of_every_item(index, count):
+def _neighbours_of_every_item(index, count, search_k):
     """For each item, its nearest other items (-1 where there are fewer), as int32 rows."""
     width = min(PRECOMPUTED_NEIGHBOURS, max(count - 1, 0))
     neighbours = np.full((count, width), -1, dtype=np.int32)
     for item in range(count):
-        found = [other for other in index.get_nns_by_item(item, width + 1, search_k=settings.ANNOY_SEARCH_K)
-                 if other != item][:width]
+        found = [
+            other for other in index.get_nns_by_item(item, width + 1, search_k=search_k) if other != item
+        ][:width]
         neighbours[item, : len(found)] = found
     return neighbours
 
 
 def _npy_bytes(array):
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
@@ -163,8 +167,6 @@ _state = {"key": None, "index": None}
 
 
 def _load(folder, pointer):
-    from annoy import AnnoyIndex
-
     ann_path = folder / pointer["ann"]
     if ann_path.stat().st_size != pointer["ann_bytes"]:
         raise IndexUnavailable(f"{ann_path.name} has the wrong size (truncated or replaced)")
@@ -196,7 +198,7 @@ def current_index(model_name=None):
     try:
         stat = pointer_path.stat()
     except FileNotFoundError:
-        raise IndexUnavailable("no index has been built yet")
+        raise IndexUnavailable("no index has been built yet") from None
     key = (str(pointer_path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
     loaded = _state["index"]
     if _state["key"] != key:
@@ -217,8 +219,14 @@ def current_index(model_name=None):
     return loaded
 
 
+def read_build(folder) -> LoadedIndex:
+    """The current build of another index folder, outside this process's cache
+    (quality tooling builds scratch indexes this way)."""
+    folder = Path(folder)
+    return _load(folder, json.loads((folder / POINTER_NAME).read_text()))
+
+
 def forget_loaded_index():
     """Drop the process's loaded build (tests, and after deleting index files)."""
     with _lock:
         _state.update(key=None, index=None)
-

@@ -1,31 +1,41 @@
-"""Keeping vectors and the index up to date: embed changed products, rebuild the index.
+"""Refreshing derived search data: embed changed product photos, drop vectors of removed
+photos, rebuild the index, and tell whether the index is stale. Queueing this work as
+tasks is recommender.queueing's job; nothing here sends tasks.
 
 Everything here is idempotent: embedding skips images whose checksum already has
 vectors for the model, and a rebuild always indexes whatever vectors are stored, so a
 task that is run twice, or again after a worker died, does no harm.
 """
+
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Product, image_checksum
 
-from . import index as annoy_index
+from . import active_model, annoy_index
+from .active_model import prepare_photo
+from .embedding import VECTOR_RECIPE, InvalidImage, colour_descriptor
 from .models import Embedding, IndexBuild
-from .vectors import current_embeddings, current_model_name, stored_vectors
+from .vector_store import current_embeddings, current_model_name, stored_vectors
 
 logger = logging.getLogger(__name__)
 
-REBUILD_PENDING_KEY = "recommender:index-rebuild-pending"
+
+class IndexBuildFailed(Exception):
+    """The stored vectors cannot be indexed (the failed build is recorded)."""
 
 
-def batched(iterable, size):
+class NothingToIndex(IndexBuildFailed):
+    """There are no stored vectors to build an index from yet."""
+
+
+def batched(iterable: Iterable, size: int) -> Iterator[tuple]:
     """itertools.batched of Python 3.12."""
     iterator = iter(iterable)
     while chunk := tuple(islice(iterator, size)):
@@ -48,7 +58,7 @@ class EmbeddingReport:
         }
 
 
-def products_needing_embedding(model_name=None):
+def products_needing_embedding(model_name: str | None = None) -> list[int]:
     """Ids of products with an image but no vectors for its current checksum."""
     model_name = model_name or current_model_name()
     current = current_embeddings(model_name).values_list("product_id", "checksum")
@@ -66,22 +76,22 @@ def _image_checksum_and_bytes(product):
     return image_checksum(data), data
 
 
-def embed_products(product_ids, progress=None):
+def embed_products(
+    product_ids: Iterable[int], progress: Callable[[int], object] | None = None
+) -> EmbeddingReport:
     """Compute and store vectors for the given products where their image changed.
 
     Images that cannot be read are reported, never fatal. ``progress`` is an optional
     callable taking the number of products handled since the last call.
     """
-    from .embedding import VECTOR_RECIPE, InvalidImage, colour_descriptor, get_embedder, prepare_image
-
-    embedder = get_embedder()
+    embedder = active_model.get_embedder()
     report = EmbeddingReport()
     ids = sorted(set(int(pk) for pk in product_ids))
     for chunk in batched(ids, settings.EMBED_BATCH_SIZE):
         known = dict(
-            current_embeddings(embedder.name).filter(product_id__in=chunk).values_list(
-                "product_id", "checksum"
-            )
+            current_embeddings(embedder.name)
+            .filter(product_id__in=chunk)
+            .values_list("product_id", "checksum")
         )
         products, arrays, checksums = [], [], []
         for product in Product.objects.filter(pk__in=chunk).only("pk", "image", "image_checksum"):
@@ -93,7 +103,7 @@ def embed_products(product_ids, progress=None):
                 continue
             try:
                 checksum, data = _image_checksum_and_bytes(product)
-                arrays.append(prepare_image(data))
+                arrays.append(prepare_photo(data))
             except (InvalidImage, OSError) as exc:
                 report.failed.append((product.pk, str(exc)))
                 logger.warning("Cannot embed product %s: %s", product.pk, exc)
@@ -131,8 +141,12 @@ def embed_products(product_ids, progress=None):
     return report
 
 
-def rebuild_index(model_name=None, n_trees=None):
-    """Build a new Annoy index from all stored vectors of the model and swap it in."""
+def rebuild_index(model_name: str | None = None, n_trees: int | None = None) -> IndexBuild:
+    """Build a new Annoy index from all stored vectors of the model and swap it in.
+
+    Raises NothingToIndex when no vectors are stored and IndexBuildFailed when they cannot
+    be indexed together; the failed build is recorded either way.
+    """
     model_name = model_name or current_model_name()
     n_trees = n_trees or settings.ANNOY_N_TREES
     build = IndexBuild.objects.create(model_name=model_name, n_trees=n_trees)
@@ -140,9 +154,12 @@ def rebuild_index(model_name=None, n_trees=None):
     # Vectors stored after this moment are found by exact search until the next build.
     vectors_until = timezone.now()
     try:
-        ids, vectors = stored_vectors(current_embeddings(model_name))
+        try:
+            ids, vectors = stored_vectors(current_embeddings(model_name))
+        except ValueError as exc:  # vectors of different lengths cannot be stacked
+            raise IndexBuildFailed(f"the stored vectors cannot be indexed together: {exc}") from exc
         if len(ids) == 0:
-            raise ValueError("there are no stored vectors to index yet")
+            raise NothingToIndex("there are no stored vectors to index yet")
         file_name = annoy_index.write_build(
             build.pk,
             vectors,
@@ -169,77 +186,12 @@ def rebuild_index(model_name=None, n_trees=None):
     return build
 
 
-def request_index_rebuild():
-    """Ask for a rebuild soon; a burst of requests leads to one rebuild.
-
-    The first request of a burst sets a marker and schedules the rebuild
-    INDEX_REBUILD_DELAY seconds later; requests while the marker is set are folded into
-    that rebuild. Returns True when a rebuild was scheduled by this call.
-    """
-    from .tasks import rebuild_index_task
-
-    # In eager mode the marker only spaces rebuilds out (nothing clears it); with workers
-    # the rebuild task clears it when it starts, and the timeout covers a lost task.
-    eager = settings.CELERY_TASK_ALWAYS_EAGER
-    timeout = settings.INDEX_REBUILD_DELAY if eager else settings.INDEX_REBUILD_DELAY * 4 + 60
-    if not cache.add(REBUILD_PENDING_KEY, "1", timeout=timeout):
-        return False
-    if send_task(rebuild_index_task, countdown=settings.INDEX_REBUILD_DELAY):
-        return True
-    cache.delete(REBUILD_PENDING_KEY)
-    return False
+def forget_vectors(product_ids: Iterable[int]) -> int:
+    """Delete the vectors of products that lost their photo; returns how many were deleted."""
+    return Embedding.objects.filter(product_id__in=list(product_ids)).delete()[0]
 
 
-def send_task(task, *args, **options):
-    """Queue a task without ever failing the caller: with the broker down the work is
-    left for the periodic sweep. Returns whether the task was queued (or run eagerly)."""
-    try:
-        task.apply_async(args=args, retry=False, **options)
-    except Exception as exc:  # broker unreachable: kombu raises several exception types
-        if settings.CELERY_TASK_ALWAYS_EAGER:
-            raise
-        logger.warning("Could not queue %s (%s); the periodic sweep will pick the work up.", task.name, exc)
-        return False
-    return True
-
-
-def forget_vectors(product_ids):
-    """Delete the vectors of products that lost their photo, and refresh the index."""
-    if Embedding.objects.filter(product_id__in=product_ids).delete()[0]:
-        transaction.on_commit(request_index_rebuild)
-
-
-def queue_embedding(product_ids):
-    """Embed these products once the current transaction commits, in batched tasks.
-
-    Saves inside one transaction are gathered, so a bulk change queues a few tasks
-    instead of one per product.
-    """
-    connection = transaction.get_connection()
-    if not connection.in_atomic_block:
-        _send_embedding_tasks(product_ids)
-        return
-    pending = connection.__dict__.setdefault("_embedding_pending", set())
-    if not any(entry[1] is _flush_pending for entry in connection.run_on_commit):
-        pending.clear()  # an earlier transaction rolled back: its ids were never saved
-        transaction.on_commit(_flush_pending)
-    pending.update(int(pk) for pk in product_ids)
-
-
-def _flush_pending():
-    connection = transaction.get_connection()
-    ids = sorted(connection.__dict__.pop("_embedding_pending", set()))
-    _send_embedding_tasks(ids)
-
-
-def _send_embedding_tasks(product_ids):
-    from .tasks import embed_products_task
-
-    for chunk in batched(sorted(product_ids), settings.EMBED_BATCH_SIZE):
-        send_task(embed_products_task, list(chunk))
-
-
-def index_is_stale(model_name=None):
+def index_is_stale(model_name: str | None = None) -> bool:
     """True when vectors exist that the current index build does not hold (or no build
     is usable)."""
     model_name = model_name or current_model_name()
@@ -252,14 +204,3 @@ def index_is_stale(model_name=None):
     if latest is None:
         return vectors.exists()
     return vectors.filter(updated_at__gt=latest.vectors_until).exists()
-
-
-def sweep():
-    """Queue whatever was missed (a dead broker, a lost message) and refresh a stale index."""
-    pending = products_needing_embedding()
-    if pending:
-        _send_embedding_tasks(pending)
-    stale = index_is_stale()
-    if stale:
-        request_index_rebuild()
-    return {"queued": len(pending), "index_stale": stale}

@@ -1,9 +1,11 @@
-"""Search vectors: what the index holds and what queries are compared with.
+"""The vector store: product vectors kept in the database (current model and recipe), the
+search vectors made from them, and exact search over a set of them.
 
 A search vector mixes the CNN features and the colour signature of an image
 (recommender.embedding.combine, with w = settings.COLOUR_WEIGHT), so its cosine
 similarity is (1 - w) * shape + w * colour.
 """
+
 import numpy as np
 from django.conf import settings
 

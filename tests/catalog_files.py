@@ -1,11 +1,9 @@
-"""Helpers for building small catalogues (styles.csv + images/) on disk."""
+"""Small catalogues on disk or in a zip: styles.csv lines, images/<id>.jpg, stored photos."""
 
 import io
 import zipfile
 
-import pytest
-
-from tests.factories import image_bytes
+from tests.images import image_bytes
 
 STYLES_HEADER = (
     "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
@@ -50,13 +48,6 @@ def zip_bytes(members):
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
-
-
-@pytest.fixture
-def media_root(settings, tmp_path):
-    """A fresh, empty media folder for this test, so stored files can be counted."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 def stored_files(media_root):

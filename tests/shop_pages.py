@@ -1,9 +1,9 @@
-"""Helpers for driving the cart and checkout pages like a shopper does."""
-import pytest
+"""Driving the cart and checkout pages like a shopper does."""
+
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from tests.factories import SHIPPING  # noqa: F401  (re-exported for the tests here)
+from tests.factories import SHIPPING
 
 
 def add_to_cart(client, product, quantity=1, next=None, **request_options):
@@ -32,8 +32,3 @@ def checkout_form(client):
 def messages_of(response):
     """(level tag, text) of the messages stored by the response."""
     return [(message.level_tag, message.message) for message in get_messages(response.wsgi_request)]
-
-
-@pytest.fixture
-def shipping():
-    return dict(SHIPPING)

@@ -1,4 +1,5 @@
 """Vector helpers shared by the embedder, the colour signature and the search index."""
+
 import numpy as np
 
 

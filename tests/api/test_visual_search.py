@@ -1,4 +1,5 @@
 """The visual-search API: similar products, search by photo, recommendations, schema."""
+
 from datetime import timedelta
 
 import numpy as np
@@ -9,12 +10,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.models import Product
-from recommender import embedding
-from recommender.indexing import embed_products, rebuild_index
-from tests.factories import OrderItemFactory, ProductFactory
-
-from .conftest import store_vectors
-from .test_photo_search import BLUE, RED, garment_photo
+from recommender.refresh import embed_products, rebuild_index
+from tests.factories import EmbeddingFactory, OrderItemFactory, ProductFactory
+from tests.images import BLUE, RED, garment_photo
 
 pytestmark = pytest.mark.django_db
 
@@ -36,23 +34,9 @@ def api():
 
 
 @pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
 def indexed(clustered_catalogue):
     rebuild_index()
     return clustered_catalogue
-
-
-@pytest.fixture
-def no_cnn(monkeypatch):
-    def refuse():
-        raise AssertionError("the CNN was loaded")
-
-    monkeypatch.setattr(embedding, "get_embedder", refuse)
 
 
 # Similar products
@@ -300,7 +284,7 @@ def test_recommendations_of_a_visitor_do_not_create_a_cart(api):
 
 def test_a_new_product_found_by_its_stored_vector_before_any_rebuild(api, indexed, no_cnn):
     newcomer = ProductFactory(article_type="type2")
-    store_vectors(newcomer, np.eye(3, 16, dtype=np.float32)[2] * 10)
+    EmbeddingFactory(product=newcomer, cnn=np.eye(3, 16, dtype=np.float32)[2] * 10)
 
     response = api.get(similar_url(indexed[20].pk))
 

@@ -1,0 +1,140 @@
+"""Nearest products to a search vector, among those a shopper can buy.
+
+Queries go to the memory-mapped Annoy build; vectors stored after that build (new or
+changed products) are searched exactly and merged in. Without a usable build the search
+is exact over all stored vectors while a rebuild is requested, so pages always answer.
+Which catalogue facets shoppers may put on visual results is defined here once.
+"""
+
+import logging
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Count, Max, QuerySet
+
+from catalog.filters import FACETS
+from catalog.models import Product
+
+from . import annoy_index
+from .queueing import request_index_rebuild
+from .vector_store import (
+    current_embeddings,
+    current_model_name,
+    exact_neighbours,
+    search_vectors,
+    stored_vectors,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_RESULTS = 50
+
+
+# Catalogue facets a shopper can put on visual results (parameter names of catalog.filters,
+# which also gives their product fields and labels).
+RESULT_FILTERS = ("gender", "masterCategory")
+
+
+def result_filters(data: Mapping) -> dict[str, str]:
+    """The non-empty result filters in request or form data, by parameter name."""
+    return {param: data[param] for param in RESULT_FILTERS if data.get(param)}
+
+
+def filter_products(queryset: QuerySet, filters: Mapping | None) -> QuerySet:
+    """``queryset`` narrowed by result filters (parameter name -> value)."""
+    for param in RESULT_FILTERS:
+        value = (filters or {}).get(param)
+        if value:
+            queryset = queryset.filter(**{FACETS[param]: value})
+    return queryset
+
+
+_exact_cache = {"key": None, "data": None}
+
+
+def _all_vectors_cached(model_name):
+    """All stored search vectors (only used while no index is usable), reloaded when
+    vectors were added, changed or removed."""
+    embeddings = current_embeddings(model_name)
+    state = embeddings.aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk"))
+    key = (model_name, settings.COLOUR_WEIGHT, state["n"], state["last"], state["top"])
+    if _exact_cache["key"] != key:
+        _exact_cache.update(key=key, data=stored_vectors(embeddings))
+    return _exact_cache["data"]
+
+
+def _schedule_rebuild_quietly():
+    try:
+        request_index_rebuild()
+    except Exception as exc:  # never let a page fail because the rebuild could not be asked for
+        logger.warning("Could not request an index rebuild: %s", exc)
+
+
+def nearest_products(vector: np.ndarray, count: int) -> list[tuple[int, float]]:
+    """(product id, distance) of about ``count`` products nearest to a search vector."""
+    model_name = current_model_name()
+    try:
+        index = annoy_index.current_index(model_name)
+    except annoy_index.IndexUnavailable as exc:
+        logger.info("Exact search: %s", exc)
+        _schedule_rebuild_quietly()
+        ids, vectors = _all_vectors_cached(model_name)
+        return exact_neighbours(vector, ids, vectors, count) if len(ids) else []
+    hits = index.neighbours_of_vector(vector, count)
+    return merge_newer_vectors(index, vector, hits, count)
+
+
+def newer_vectors(index: annoy_index.LoadedIndex) -> tuple[np.ndarray, np.ndarray]:
+    """(product ids, search vectors) stored after the build was made."""
+    newer = current_embeddings(index.model_name)
+    if index.vectors_until is not None:
+        newer = newer.filter(updated_at__gt=index.vectors_until)
+    ids, vectors = stored_vectors(newer)
+    if len(ids):
+        _schedule_rebuild_quietly()  # debounced; covers a rebuild request that was lost
+    return ids, vectors
+
+
+def merge_newer_vectors(index, vector, hits, count, newer=None):
+    """``hits`` from the build with the vectors stored since searched exactly and merged
+    in (a changed product's old position in the build is dropped)."""
+    ids, vectors = newer_vectors(index) if newer is None else newer
+    if len(ids) == 0:
+        return hits
+    changed = set(ids.tolist())
+    merged = [hit for hit in hits if hit[0] not in changed] + exact_neighbours(vector, ids, vectors, count)
+    merged.sort(key=lambda hit: hit[1])
+    return merged[:count]
+
+
+def product_vector(product_id: int) -> np.ndarray | None:
+    """The search vector of a catalogue product, or None if it has no vectors yet."""
+    embedding = current_embeddings(current_model_name()).filter(product_id=product_id).first()
+    if embedding is None:
+        return None
+    return search_vectors(embedding.cnn_vector, embedding.colour_vector)[0]
+
+
+def buyable_in_order(ids: Iterable[int], exclude=(), filters=None) -> list[Product]:
+    """Products for ids, in that order, keeping only active, in-stock, matching ones."""
+    ids = list(ids)
+    queryset = filter_products(
+        Product.objects.available().filter(pk__in=[pk for pk in ids if pk not in exclude]), filters
+    )
+    by_id = {product.pk: product for product in queryset}
+    return [by_id[pk] for pk in ids if pk in by_id]
+
+
+def products_near(vector: np.ndarray, k: int, exclude=(), filters=None) -> list[Product]:
+    """The k products nearest to a search vector that a shopper can buy."""
+    k = max(1, min(int(k), MAX_RESULTS))
+    exclude = set(exclude)
+    count = (k + len(exclude)) * 4 + 20
+    while True:
+        hits = nearest_products(vector, count)
+        found = buyable_in_order([pk for pk, _ in hits], exclude, filters)
+        if len(found) >= k or len(hits) < count or count >= 5000:
+            break
+        count *= 4  # many neighbours are out of stock or filtered out: look further
+    return found[:k]

@@ -1,0 +1,85 @@
+"""Recommended for you: what a shopper viewed and put in the cart, turned into products
+near the mean of their vectors; best sellers and the newest products for a new visitor."""
+
+from collections.abc import Iterable
+
+import numpy as np
+from django.conf import settings
+from django.http import HttpRequest
+
+from catalog.models import Product
+from shop.selectors import best_selling_product_ids
+
+from .models import ProductView
+from .neighbours import buyable_in_order, products_near
+from .vector_store import current_embeddings, stored_vectors
+
+SESSION_VIEWED_KEY = "recently_viewed"
+REMEMBERED_VIEWS = 20
+
+
+def record_view(request: HttpRequest, product: Product) -> None:
+    """Remember a product page view for this visitor's or shopper's recommendations."""
+    viewed = [pk for pk in request.session.get(SESSION_VIEWED_KEY, []) if pk != product.pk]
+    request.session[SESSION_VIEWED_KEY] = ([product.pk] + viewed)[:REMEMBERED_VIEWS]
+    if request.user.is_authenticated:
+        ProductView.objects.update_or_create(user=request.user, product=product)
+
+
+def _recently_viewed(request):
+    viewed = list(request.session.get(SESSION_VIEWED_KEY, []))
+    if request.user.is_authenticated:
+        for pk in (
+            ProductView.objects.filter(user=request.user)
+            .order_by("-viewed_at")
+            .values_list("product_id", flat=True)[:REMEMBERED_VIEWS]
+        ):
+            if pk not in viewed:
+                viewed.append(pk)
+    return viewed[:REMEMBERED_VIEWS]
+
+
+def recommended_for(
+    request: HttpRequest, cart_product_ids: Iterable[int] = (), k: int | None = None
+) -> list[Product]:
+    """Products for "recommended for you": near the mean of what this shopper viewed and
+    put in the cart (cart items count double, recent views more), excluding the cart.
+
+    A new visitor gets the best sellers, then the newest products."""
+    k = k or settings.SIMILAR_PRODUCTS_COUNT
+    cart_ids = list(cart_product_ids)
+    viewed = _recently_viewed(request)
+    weights = {pk: 2.0 for pk in cart_ids}
+    for rank, pk in enumerate(viewed):
+        weights[pk] = weights.get(pk, 0.0) + 1.0 / (1.0 + 0.2 * rank)
+    profile = _profile_vector(weights)
+    found = []
+    if profile is not None:
+        found = products_near(profile, k, exclude=set(cart_ids))
+        if len(found) >= k:
+            return found
+    return found + _best_sellers(k - len(found), exclude=set(cart_ids) | {p.pk for p in found})
+
+
+def _profile_vector(weights):
+    if not weights:
+        return None
+    ids, vectors = stored_vectors(current_embeddings().filter(product_id__in=list(weights)))
+    if len(ids) == 0:
+        return None
+    w = np.array([weights[int(pk)] for pk in ids], dtype=np.float32)
+    profile = (vectors * w[:, None]).sum(axis=0)
+    norm = np.linalg.norm(profile)
+    return profile / norm if norm > 0 else None
+
+
+def _best_sellers(k, exclude):
+    if k <= 0:
+        return []
+    found = buyable_in_order(best_selling_product_ids(limit=k * 4, exclude=exclude), exclude)[:k]
+    if len(found) < k:
+        taken = set(exclude) | {p.pk for p in found}
+        found += list(
+            Product.objects.available().exclude(pk__in=taken).order_by("-created_at", "pk")[: k - len(found)]
+        )
+    return found
