@@ -16,7 +16,6 @@ Protocols:
   ``k``-th result (ties between identical photos count as found).
 """
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,42 +26,11 @@ from catalog.importing.styles import read_styles
 from recommender import annoy_index
 from recommender.active_model import get_embedder, prepare_photo
 from recommender.embedding import InvalidImage, colour_descriptor
+from recommender.embedding.protocols import PHOTO_LABEL_TYPES, TOP_K, nearest_rows, shopper_photo_rows
 from recommender.vector_store import search_vectors
 
 EVALUATION_BATCH_SIZE = 64
-TOP_K = 5
 DEFAULT_COLOUR_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
-# A shopper photo's label -> catalogue article types a shopper would accept for it.
-# Labels without a catalogue counterpart are left out: "Body" (baby bodysuits, all photos
-# of children). Blazers are rare in the catalogue, so jackets count for a blazer photo.
-PHOTO_LABEL_TYPES = {
-    "T-Shirt": ("Tshirts", "Lounge Tshirts"),
-    "Polo": ("Tshirts",),
-    "Longsleeve": ("Tshirts", "Sweatshirts", "Tops", "Sweaters"),
-    "Shirt": ("Shirts",),
-    "Top": ("Tops", "Shirts", "Tunics"),
-    "Blouse": ("Tops", "Shirts", "Tunics"),
-    "Undershirt": ("Innerwear Vests", "Tshirts", "Camisoles"),
-    "Hoodie": ("Sweatshirts", "Jackets"),
-    "Outwear": ("Jackets", "Sweaters", "Sweatshirts", "Rain Jacket", "Nehru Jackets", "Blazers"),
-    "Blazer": ("Blazers", "Jackets", "Nehru Jackets"),
-    "Dress": ("Dresses",),
-    "Skirt": ("Skirts",),
-    "Pants": ("Trousers", "Jeans", "Track Pants", "Lounge Pants", "Jeggings", "Leggings", "Capris"),
-    "Shorts": ("Shorts", "Lounge Shorts"),
-    "Shoes": (
-        "Casual Shoes",
-        "Sports Shoes",
-        "Formal Shoes",
-        "Heels",
-        "Flats",
-        "Sandals",
-        "Flip Flops",
-        "Sports Sandals",
-        "Booties",
-    ),
-    "Hat": ("Caps", "Hat"),
-}
 
 
 @dataclass
@@ -127,24 +95,6 @@ def catalogue_sample_rows(folder):
     return rows
 
 
-def shopper_photo_rows(folder, include_kids=False):
-    """(photo name, image path, label, kids) of the shopper photos whose label has catalogue
-    counterparts (``PHOTO_LABEL_TYPES``); photos of children's clothes only on request."""
-    folder = Path(folder)
-    rows = []
-    with open(folder / "images.csv", newline="", encoding="utf-8") as file:
-        for row in csv.DictReader(file):
-            if row["label"] not in PHOTO_LABEL_TYPES:
-                continue
-            kids = row["kids"].strip().lower() == "true"
-            if kids and not include_kids:
-                continue
-            path = folder / "images" / f"{row['image']}.jpg"
-            if path.exists():
-                rows.append((row["image"], path, row["label"], kids))
-    return rows
-
-
 def embed_image_files(paths, embedder=None, batch_size=EVALUATION_BATCH_SIZE, progress=None):
     """CNN and colour vectors of image files, as indexing computes them for products.
 
@@ -181,11 +131,15 @@ def _labelled(keys, labels, cnn, colour, failed):
     )
 
 
+CATALOGUE_LABELS = ("article_type", "base_colour", "gender", "sub_category", "usage")
+
+
 def embed_catalogue_sample(folder, embedder=None, progress=None):
-    """Vectors and article type / base colour of every product of a catalogue folder."""
+    """Vectors and labels (``CATALOGUE_LABELS``) of every product of a catalogue folder."""
     rows = catalogue_sample_rows(folder)
     cnn, colour, failed = embed_image_files([row[1] for row in rows], embedder, progress=progress)
-    labels = {"article_type": [row[2] for row in rows], "base_colour": [row[3] for row in rows]}
+    values = {row.id: row.values for row in read_styles((Path(folder) / "styles.csv").read_bytes()).rows}
+    labels = {name: [values[row[0]].get(name, "") or "" for row in rows] for name in CATALOGUE_LABELS}
     return _labelled([row[0] for row in rows], labels, cnn, colour, failed)
 
 
@@ -216,32 +170,13 @@ def cached_sample(path, compute):
     return sample, seconds
 
 
-def nearest_rows(queries, vectors, k=TOP_K, exclude_self=False, block=512):
-    """Row numbers of the ``k`` nearest ``vectors`` (cosine) of each query, nearest first.
-
-    With ``exclude_self`` the queries are ``vectors`` themselves and a row is never its
-    own neighbour (leave-one-out). The same exact search as
-    :func:`recommender.vector_store.exact_neighbours`, for thousands of queries at once.
-    """
-    result = np.empty((len(queries), k), dtype=np.int64)
-    for start in range(0, len(queries), block):
-        similarity = queries[start : start + block] @ vectors.T
-        if exclude_self:
-            rows = np.arange(similarity.shape[0])
-            similarity[rows, rows + start] = -np.inf
-        top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1, kind="stable")
-        result[start : start + len(similarity)] = np.take_along_axis(top, order, axis=1)
-    return result
-
-
 def leave_one_out_precision(sample, colour_weight, k=TOP_K):
     """P@k of the catalogue protocol for one colour weight.
 
     Returns ``{"article_type": ..., "article_type_and_colour": ...}``.
     """
     vectors = sample.search_vectors(colour_weight)
-    neighbours = nearest_rows(vectors, vectors, k, exclude_self=True)
+    neighbours = nearest_rows(vectors, vectors, k, exclude=np.arange(len(vectors)))
     types = sample.labels["article_type"]
     colours = sample.labels["base_colour"]
     same_type = types[neighbours] == types[:, None]

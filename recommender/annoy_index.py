@@ -27,6 +27,7 @@ KEEP_BUILDS = 2
 # Neighbours stored per product at build time, so a product page reads its similar
 # items instead of searching the index.
 PRECOMPUTED_NEIGHBOURS = 40
+RERANK_POOL_FACTOR = 2
 
 
 class IndexUnavailable(Exception):
@@ -54,12 +55,16 @@ def _atomic_write_bytes(path, data):
     os.replace(tmp, path)
 
 
-def write_build(build_id, vectors, product_ids, n_trees, metadata, folder=None, search_k=None) -> str:
+def write_build(
+    build_id, vectors, product_ids, n_trees, metadata, folder=None, search_k=None, rerank=None
+) -> str:
     """Write an Annoy file for ``vectors`` and make it the current build.
 
     ``vectors`` are L2-normalised float32 rows, ``product_ids`` the product of each row.
     ``folder`` defaults to settings.INDEX_DIR and ``search_k`` (for the stored neighbour
-    lists) to settings.ANNOY_SEARCH_K. Returns the file name of the new index.
+    lists) to settings.ANNOY_SEARCH_K. ``rerank(items, candidates, similarities)``, when
+    given, re-orders each item's nearest candidates (item numbers, one row per item) before
+    the stored lists are cut. Returns the file name of the new index.
     """
     folder = Path(folder) if folder is not None else index_dir()
     search_k = settings.ANNOY_SEARCH_K if search_k is None else search_k
@@ -73,7 +78,7 @@ def write_build(build_id, vectors, product_ids, n_trees, metadata, folder=None, 
         index.add_item(item, vector)
     index.build(n_trees, n_jobs=1)
     index.save(str(tmp_ann))
-    neighbours = _neighbours_of_every_item(index, len(vectors), search_k)
+    neighbours = _neighbours_of_every_item(index, len(vectors), search_k, rerank)
     index.unload()
     _fsync_file(tmp_ann)
     os.replace(tmp_ann, folder / ann_name)
@@ -94,15 +99,29 @@ def write_build(build_id, vectors, product_ids, n_trees, metadata, folder=None, 
     return ann_name
 
 
-def _neighbours_of_every_item(index, count, search_k):
+def _neighbours_of_every_item(index, count, search_k, rerank=None, block=1024):
     """For each item, its nearest other items (-1 where there are fewer), as int32 rows."""
     width = min(PRECOMPUTED_NEIGHBOURS, max(count - 1, 0))
+    # A re-ranked list is cut from a wider pool of candidates.
+    pool = min(width * RERANK_POOL_FACTOR, max(count - 1, 0)) if rerank else width
     neighbours = np.full((count, width), -1, dtype=np.int32)
-    for item in range(count):
-        found = [
-            other for other in index.get_nns_by_item(item, width + 1, search_k=search_k) if other != item
-        ][:width]
-        neighbours[item, : len(found)] = found
+    for start in range(0, count, block):
+        items = np.arange(start, min(start + block, count))
+        candidates = np.full((len(items), pool), -1, dtype=np.int64)
+        similarities = np.full((len(items), pool), -np.inf, dtype=np.float32)
+        for row, item in enumerate(items):
+            found, distances = index.get_nns_by_item(
+                int(item), pool + 1, search_k=search_k, include_distances=True
+            )
+            kept = [(other, d) for other, d in zip(found, distances) if other != item][:pool]
+            candidates[row, : len(kept)] = [other for other, _ in kept]
+            similarities[row, : len(kept)] = [1.0 - d * d / 2.0 for _, d in kept]
+        if rerank:
+            candidates = rerank(items, candidates, similarities)
+            candidates = np.array(
+                [[c for c in row if c >= 0] + [-1] * int((row < 0).sum()) for row in candidates]
+            )
+        neighbours[items] = candidates[:, :width]
     return neighbours
 
 
@@ -134,6 +153,8 @@ class LoadedIndex:
     product_ids: np.ndarray
     positions: dict
     neighbours: np.ndarray
+    # What the build recorded about itself (model, vector space...).
+    metadata: dict
 
     def __len__(self):
         return len(self.product_ids)
@@ -185,6 +206,7 @@ def _load(folder, pointer):
         product_ids=product_ids,
         positions={int(pid): item for item, pid in enumerate(product_ids)},
         neighbours=neighbours,
+        metadata=pointer,
     )
 
 

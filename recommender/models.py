@@ -96,3 +96,53 @@ class PendingEmbedding(models.Model):
 
     def __str__(self):
         return f"embedding requested for product {self.product_id}"
+
+
+class ModelVersion(models.Model):
+    """A trained head on top of the backbone (train_recommender), with how it measured.
+
+    At most one version is active; without one, search vectors are the backbone's features
+    mixed with the colour signature (the state of a fresh install). ``replaced`` is the
+    version that was active before this one was activated, for rolling back.
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    backbone = models.CharField(max_length=50)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINING)
+    is_active = models.BooleanField(default=False)
+    replaced = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    training_products = models.PositiveIntegerField(default=0)
+    held_out_products = models.PositiveIntegerField(default=0)
+    training_photos = models.PositiveIntegerField(default=0)
+    hyperparameters = models.JSONField(default=dict)
+    # {"new": {...}, "active": {...}, "active_name": ..., "better": bool} on the held-out split.
+    metrics = models.JSONField(default=dict)
+    # Where the training data came from and under which licence (shopper photos).
+    data_sources = models.JSONField(default=list)
+    weights_file = models.CharField(max_length=200, blank=True)
+    duration_seconds = models.FloatField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_version"
+            )
+        ]
+
+    def __str__(self):
+        return (
+            f"Model version {self.pk} ({self.backbone}, {self.status}{', active' if self.is_active else ''})"
+        )
+
+    @property
+    def space_name(self) -> str:
+        """Names the vector space of this version's search vectors (kept with index builds)."""
+        return f"{self.backbone}+v{self.pk}"

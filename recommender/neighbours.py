@@ -1,8 +1,10 @@
 """Nearest products to a search vector, among those a shopper can buy.
 
-Queries go to the memory-mapped Annoy build; vectors stored after that build (new or
-changed products) are searched exactly and merged in. Without a usable build the search
-is exact over all stored vectors while a rebuild is requested, so pages always answer.
+Queries go to the memory-mapped Annoy build, in the vector space it was built in
+(:func:`serving_space`); vectors stored after that build (new or changed products) are
+searched exactly and merged in. Without a usable build the search is exact over all
+stored vectors in the active space while a rebuild is requested, so pages always answer.
+A trained space re-ranks the nearest candidates by the article type it predicts.
 Which catalogue facets shoppers may put on visual results is defined here once.
 """
 
@@ -18,11 +20,11 @@ from catalog.models import Product
 
 from . import annoy_index
 from .queueing import request_index_rebuild
+from .search_space import SearchSpace, active_space, space_of_build
 from .vector_store import (
     current_embeddings,
     current_model_name,
     exact_neighbours,
-    search_vectors,
     stored_vectors,
 )
 
@@ -53,14 +55,27 @@ def filter_products(queryset: QuerySet, filters: Mapping | None) -> QuerySet:
 _exact_cache = {"key": None, "data": None}
 
 
-def _all_vectors_cached(model_name):
+def serving_space() -> tuple[SearchSpace, "annoy_index.LoadedIndex | None"]:
+    """The space queries are made in, and the index build to ask (None without a usable
+    build: then the active space, searched exactly)."""
+    backbone = current_model_name()
+    try:
+        index = annoy_index.current_index(backbone)
+        return space_of_build(index.metadata, backbone), index
+    except (annoy_index.IndexUnavailable, LookupError, OSError, ValueError) as exc:
+        logger.info("Exact search: %s", exc)
+        _schedule_rebuild_quietly()
+        return active_space(backbone), None
+
+
+def _all_vectors_cached(space):
     """All stored search vectors (only used while no index is usable), reloaded when
     vectors were added, changed or removed."""
-    embeddings = current_embeddings(model_name)
+    embeddings = current_embeddings(space.backbone)
     state = embeddings.aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk"))
-    key = (model_name, settings.COLOUR_WEIGHT, state["n"], state["last"], state["top"])
+    key = (space.name, settings.COLOUR_WEIGHT, state["n"], state["last"], state["top"])
     if _exact_cache["key"] != key:
-        _exact_cache.update(key=key, data=stored_vectors(embeddings))
+        _exact_cache.update(key=key, data=stored_vectors(embeddings, space))
     return _exact_cache["data"]
 
 
@@ -71,35 +86,31 @@ def _schedule_rebuild_quietly():
         logger.warning("Could not request an index rebuild: %s", exc)
 
 
-def nearest_products(vector: np.ndarray, count: int) -> list[tuple[int, float]]:
-    """(product id, distance) of about ``count`` products nearest to a search vector."""
-    model_name = current_model_name()
-    try:
-        index = annoy_index.current_index(model_name)
-    except annoy_index.IndexUnavailable as exc:
-        logger.info("Exact search: %s", exc)
-        _schedule_rebuild_quietly()
-        ids, vectors = _all_vectors_cached(model_name)
+def nearest_products(space, index, vector: np.ndarray, count: int) -> list[tuple[int, float]]:
+    """(product id, angular distance) of about ``count`` products nearest to a search
+    vector of ``space``, from ``index`` (see :func:`serving_space`) or exactly."""
+    if index is None:
+        ids, vectors = _all_vectors_cached(space)
         return exact_neighbours(vector, ids, vectors, count) if len(ids) else []
     hits = index.neighbours_of_vector(vector, count)
-    return merge_newer_vectors(index, vector, hits, count)
+    return merge_newer_vectors(space, index, vector, hits, count)
 
 
-def newer_vectors(index: annoy_index.LoadedIndex) -> tuple[np.ndarray, np.ndarray]:
+def newer_vectors(space, index: annoy_index.LoadedIndex) -> tuple[np.ndarray, np.ndarray]:
     """(product ids, search vectors) stored after the build was made."""
     newer = current_embeddings(index.model_name)
     if index.vectors_until is not None:
         newer = newer.filter(updated_at__gt=index.vectors_until)
-    ids, vectors = stored_vectors(newer)
+    ids, vectors = stored_vectors(newer, space)
     if len(ids):
         _schedule_rebuild_quietly()  # debounced; covers a rebuild request that was lost
     return ids, vectors
 
 
-def merge_newer_vectors(index, vector, hits, count, newer=None):
+def merge_newer_vectors(space, index, vector, hits, count, newer=None):
     """``hits`` from the build with the vectors stored since searched exactly and merged
     in (a changed product's old position in the build is dropped)."""
-    ids, vectors = newer_vectors(index) if newer is None else newer
+    ids, vectors = newer_vectors(space, index) if newer is None else newer
     if len(ids) == 0:
         return hits
     changed = set(ids.tolist())
@@ -108,12 +119,12 @@ def merge_newer_vectors(index, vector, hits, count, newer=None):
     return merged[:count]
 
 
-def product_vector(product_id: int) -> np.ndarray | None:
-    """The search vector of a catalogue product, or None if it has no vectors yet."""
-    embedding = current_embeddings(current_model_name()).filter(product_id=product_id).first()
+def product_vector(space, product_id: int) -> np.ndarray | None:
+    """The search vector of a catalogue product in ``space``, or None without vectors."""
+    embedding = current_embeddings(space.backbone).filter(product_id=product_id).first()
     if embedding is None:
         return None
-    return search_vectors(embedding.cnn_vector, embedding.colour_vector)[0]
+    return space.vectors(embedding.cnn_vector, embedding.colour_vector)[0]
 
 
 def buyable_in_order(ids: Iterable[int], exclude=(), filters=None) -> list[Product]:
@@ -126,14 +137,21 @@ def buyable_in_order(ids: Iterable[int], exclude=(), filters=None) -> list[Produ
     return [by_id[pk] for pk in ids if pk in by_id]
 
 
-def products_near(vector: np.ndarray, k: int, exclude=(), filters=None) -> list[Product]:
-    """The k products nearest to a search vector that a shopper can buy."""
+def ranked_buyable(space, vector, hits, exclude=(), filters=None) -> list[Product]:
+    """The buyable products among ``hits`` [(product id, distance)], best first in ``space``."""
+    distance = dict(hits)
+    products = buyable_in_order([pk for pk, _ in hits], exclude, filters)
+    return space.rerank(vector, [(product, 1.0 - distance[product.pk] ** 2 / 2.0) for product in products])
+
+
+def products_near(space, index, vector: np.ndarray, k: int, exclude=(), filters=None) -> list[Product]:
+    """The k products nearest to a search vector of ``space`` that a shopper can buy."""
     k = max(1, min(int(k), MAX_RESULTS))
     exclude = set(exclude)
     count = (k + len(exclude)) * 4 + 20
     while True:
-        hits = nearest_products(vector, count)
-        found = buyable_in_order([pk for pk, _ in hits], exclude, filters)
+        hits = nearest_products(space, index, vector, count)
+        found = ranked_buyable(space, vector, hits, exclude, filters)
         if len(found) >= k or len(hits) < count or count >= 5000:
             break
         count *= 4  # many neighbours are out of stock or filtered out: look further

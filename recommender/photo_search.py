@@ -10,8 +10,7 @@ from catalog.models import Product
 from . import active_model
 from .active_model import prepare_photo
 from .embedding import colour_descriptor
-from .neighbours import product_vector, products_near
-from .vector_store import search_vectors
+from .neighbours import product_vector, products_near, serving_space
 
 
 def search_by_photo(data: bytes, k: int | None = None, filters: Mapping | None = None) -> list[Product]:
@@ -23,8 +22,9 @@ def search_by_photo(data: bytes, k: int | None = None, filters: Mapping | None =
     k = k or settings.SIMILAR_PRODUCTS_COUNT
     array = prepare_photo(data)
     cnn = active_model.get_embedder().embed_one(array)
-    vector = search_vectors(cnn, colour_descriptor(array))[0]
-    return products_near(vector, k, filters=filters)
+    space, index = serving_space()
+    vector = space.vectors(cnn, colour_descriptor(array))[0]
+    return products_near(space, index, vector, k, filters=filters)
 
 
 def search_by_product_photo(
@@ -32,7 +32,8 @@ def search_by_product_photo(
 ) -> list[Product]:
     """Search by the photo of a catalogue product (no model run: its vectors are stored)."""
     k = k or settings.SIMILAR_PRODUCTS_COUNT
-    vector = product_vector(product_id)
+    space, index = serving_space()
+    vector = product_vector(space, product_id)
     if vector is None:
         return []
-    return products_near(vector, k, exclude={product_id}, filters=filters)
+    return products_near(space, index, vector, k, exclude={product_id}, filters=filters)

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 EMBED_TASK = "recommender.tasks.embed_products"
 REBUILD_TASK = "recommender.tasks.rebuild_index"
 SWEEP_TASK = "recommender.tasks.sweep"
+TRAIN_TASK = "recommender.tasks.train_recommender"
 REBUILD_PENDING_KEY = "recommender:index-rebuild-pending"
 
 

@@ -11,8 +11,8 @@ from catalog.models import Product
 from shop.selectors import best_selling_product_ids
 
 from .models import ProductView
-from .neighbours import buyable_in_order, products_near
-from .vector_store import current_embeddings, stored_vectors
+from .neighbours import buyable_in_order, products_near, serving_space
+from .vector_store import current_embeddings, stored_features
 
 SESSION_VIEWED_KEY = "recently_viewed"
 REMEMBERED_VIEWS = 20
@@ -52,23 +52,21 @@ def recommended_for(
     weights = {pk: 2.0 for pk in cart_ids}
     for rank, pk in enumerate(viewed):
         weights[pk] = weights.get(pk, 0.0) + 1.0 / (1.0 + 0.2 * rank)
-    profile = _profile_vector(weights)
     found = []
-    if profile is not None:
-        found = products_near(profile, k, exclude=set(cart_ids))
-        if len(found) >= k:
-            return found
+    ids, cnn, colour = stored_features(current_embeddings().filter(product_id__in=list(weights)))
+    if len(ids):
+        space, index = serving_space()
+        profile = _profile_vector(space.vectors(cnn, colour), [weights[int(pk)] for pk in ids])
+        if profile is not None:
+            found = products_near(space, index, profile, k, exclude=set(cart_ids))
+            if len(found) >= k:
+                return found
     return found + _best_sellers(k - len(found), exclude=set(cart_ids) | {p.pk for p in found})
 
 
-def _profile_vector(weights):
-    if not weights:
-        return None
-    ids, vectors = stored_vectors(current_embeddings().filter(product_id__in=list(weights)))
-    if len(ids) == 0:
-        return None
-    w = np.array([weights[int(pk)] for pk in ids], dtype=np.float32)
-    profile = (vectors * w[:, None]).sum(axis=0)
+def _profile_vector(vectors, weights):
+    """The weighted mean direction of search vectors, or None when they cancel out."""
+    profile = (vectors * np.asarray(weights, dtype=np.float32)[:, None]).sum(axis=0)
     norm = np.linalg.norm(profile)
     return profile / norm if norm > 0 else None
 

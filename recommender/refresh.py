@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from . import active_model, annoy_index
 from .active_model import prepare_photo
 from .embedding import VECTOR_RECIPE, InvalidImage, colour_descriptor
 from .models import Embedding, IndexBuild
+from .search_space import active_space
 from .vector_store import current_embeddings, current_model_name, stored_vectors
 
 logger = logging.getLogger(__name__)
@@ -154,8 +156,9 @@ def rebuild_index(model_name: str | None = None, n_trees: int | None = None) -> 
     # Vectors stored after this moment are found by exact search until the next build.
     vectors_until = timezone.now()
     try:
+        space = active_space(model_name)
         try:
-            ids, vectors = stored_vectors(current_embeddings(model_name))
+            ids, vectors = stored_vectors(current_embeddings(model_name), space)
         except ValueError as exc:  # vectors of different lengths cannot be stacked
             raise IndexBuildFailed(f"the stored vectors cannot be indexed together: {exc}") from exc
         if len(ids) == 0:
@@ -165,7 +168,8 @@ def rebuild_index(model_name: str | None = None, n_trees: int | None = None) -> 
             vectors,
             ids,
             n_trees,
-            {"model_name": model_name, "vectors_until": vectors_until.isoformat()},
+            {"model_name": model_name, "vectors_until": vectors_until.isoformat(), **space.as_metadata()},
+            rerank=_type_reranking(space, vectors, ids),
         )
     except Exception as exc:
         build.status = IndexBuild.Status.FAILED
@@ -186,6 +190,21 @@ def rebuild_index(model_name: str | None = None, n_trees: int | None = None) -> 
     return build
 
 
+def _type_reranking(space, vectors, ids):
+    """The build's re-ranking of stored neighbour lists in a trained space (None otherwise):
+    the same rule searches apply to their candidates."""
+    if space.head is None:
+        return None
+    type_of = dict(Product.objects.filter(pk__in=ids.tolist()).values_list("pk", "article_type"))
+    item_types = np.array([space.head.type_index.get(type_of.get(int(pk)), -1) for pk in ids], dtype=np.int64)
+
+    def rerank(items, candidates, similarities):
+        types = np.where(candidates >= 0, item_types[np.maximum(candidates, 0)], -1)
+        return space.rerank_rows(vectors[items], candidates, similarities, types)
+
+    return rerank
+
+
 def forget_vectors(product_ids: Iterable[int]) -> int:
     """Delete the vectors of products that lost their photo; returns how many were deleted."""
     return Embedding.objects.filter(product_id__in=list(product_ids)).delete()[0]
@@ -193,13 +212,15 @@ def forget_vectors(product_ids: Iterable[int]) -> int:
 
 def index_is_stale(model_name: str | None = None) -> bool:
     """True when vectors exist that the current index build does not hold (or no build
-    is usable)."""
+    is usable, or it was built in another space than the active version's)."""
     model_name = model_name or current_model_name()
     vectors = current_embeddings(model_name)
     latest = IndexBuild.objects.filter(status=IndexBuild.Status.READY, model_name=model_name).first()
     try:
-        annoy_index.current_index(model_name)
+        index = annoy_index.current_index(model_name)
     except annoy_index.IndexUnavailable:
+        return vectors.exists()
+    if index.metadata.get("space", model_name) != active_space(model_name).name:
         return vectors.exists()
     if latest is None:
         return vectors.exists()

@@ -8,7 +8,6 @@ from django.conf import settings
 
 from catalog.models import Product
 
-from . import annoy_index
 from .neighbours import (
     buyable_in_order,
     filter_products,
@@ -16,42 +15,42 @@ from .neighbours import (
     newer_vectors,
     product_vector,
     products_near,
+    ranked_buyable,
+    serving_space,
 )
-from .vector_store import current_model_name
 
 
 def similar_products(product: Product, k: int | None = None, filters: Mapping | None = None) -> list[Product]:
     """The k products that look most like ``product`` (never itself; active, in stock)."""
     k = k or settings.SIMILAR_PRODUCTS_COUNT
-    found = _similar_from_build(product, k, filters)
+    space, index = serving_space()
+    found = _similar_from_build(space, index, product, k, filters) if index is not None else None
     if found is not None:
         return found
-    vector = product_vector(product.pk)
+    vector = product_vector(space, product.pk)
     if vector is None:
         return _same_kind_fallback(product, k, filters)
-    return products_near(vector, k, exclude={product.pk}, filters=filters)
+    return products_near(space, index, vector, k, exclude={product.pk}, filters=filters)
 
 
-def _similar_from_build(product, k, filters):
-    """The product's neighbours stored with the current build, merged with vectors stored
-    since; None when they cannot answer (no build, the product is not in it or changed
-    since, or too few of them can be bought)."""
-    try:
-        index = annoy_index.current_index(current_model_name())
-    except annoy_index.IndexUnavailable:
-        return None
+def _similar_from_build(space, index, product, k, filters):
+    """The product's neighbours stored with the current build (already ranked when it was
+    built), merged with vectors stored since; None when they cannot answer (the product
+    is not in the build or changed since, or too few of them can be bought)."""
     neighbours = index.stored_neighbours(product.pk)
     if neighbours is None:
         return None
-    newer = newer_vectors(index)
+    newer = newer_vectors(space, index)
     if product.pk in set(newer[0].tolist()):
         return None
     if len(newer[0]):
         item = index.positions[product.pk]
+        vector = index.vector_of_product(product.pk)
         hits = [(pk, index.annoy.get_distance(item, index.positions[pk])) for pk in neighbours]
-        hits = merge_newer_vectors(index, index.vector_of_product(product.pk), hits, len(hits), newer)
-        neighbours = [pk for pk, _ in hits]
-    found = buyable_in_order(neighbours, {product.pk}, filters)
+        hits = merge_newer_vectors(space, index, vector, hits, len(hits), newer)
+        found = ranked_buyable(space, vector, hits, {product.pk}, filters)
+    else:
+        found = buyable_in_order(neighbours, {product.pk}, filters)
     return found[:k] if len(found) >= k else None
 
 

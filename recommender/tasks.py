@@ -3,9 +3,10 @@ acknowledged late (a worker killed mid-task leaves the message for another worke
 retried with backoff and bounded in time. Sending them is recommender.queueing's job."""
 
 from celery import shared_task
+from django.conf import settings
 from django.db import DatabaseError
 
-from . import queueing, refresh
+from . import queueing, refresh, training
 
 RETRYABLE = (DatabaseError, OSError, ConnectionError)
 TASK_OPTIONS = {
@@ -41,3 +42,20 @@ def rebuild_index_task():
 def sweep():
     """Periodic catch-up (celery beat): embed what was missed and refresh a stale index."""
     return queueing.sweep()
+
+
+@shared_task(
+    name=queueing.TRAIN_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.TRAINING_TIME_LIMIT,
+    time_limit=settings.TRAINING_TIME_LIMIT + 60,
+)
+def train_recommender_task():
+    """Train a new version (admin's "Train" button); it is activated only when better.
+    Not retried automatically: a refused or failed run is recorded on its version."""
+    try:
+        report = training.train_recommender()
+    except training.TrainingRefused as exc:
+        return {"refused": str(exc)}
+    return {"version": report.version.pk, "activated": report.activated, "seconds": round(report.seconds, 1)}

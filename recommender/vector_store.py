@@ -29,17 +29,27 @@ def current_embeddings(model_name=None):
     return Embedding.objects.filter(model_name=model_name or current_model_name(), recipe=VECTOR_RECIPE)
 
 
-def stored_vectors(embeddings=None, colour_weight=None):
-    """(product ids, search vectors) of stored embeddings of the current model."""
+def stored_features(embeddings=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(product ids, CNN vectors, colour vectors) of stored embeddings, one row each."""
     if embeddings is None:
         embeddings = current_embeddings()
     rows = list(embeddings.values_list("product_id", "cnn", "colour"))
     if not rows:
-        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+        empty = np.empty((0, 0), dtype=np.float32)
+        return np.empty(0, dtype=np.int64), empty, empty
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
     cnn = np.stack([np.frombuffer(bytes(row[1]), dtype=np.float32) for row in rows])
     colour = np.stack([np.frombuffer(bytes(row[2]), dtype=np.float32) for row in rows])
-    return ids, search_vectors(cnn, colour, colour_weight)
+    return ids, cnn, colour
+
+
+def stored_vectors(embeddings=None, space=None) -> tuple[np.ndarray, np.ndarray]:
+    """(product ids, search vectors) of stored embeddings of the current model, in
+    ``space`` (a recommender.search_space.SearchSpace; default: the untrained space)."""
+    ids, cnn, colour = stored_features(embeddings)
+    if len(ids) == 0:
+        return ids, cnn
+    return ids, (space.vectors(cnn, colour) if space is not None else search_vectors(cnn, colour))
 
 
 def exact_neighbours(query, ids, vectors, count):

@@ -190,6 +190,10 @@ EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "efficientnet_lite0")
 RESNET50_WEIGHTS_PATH = os.environ.get("RESNET50_WEIGHTS_PATH", "")
 MODEL_CACHE_DIR = DATA_DIR / "models"
 INDEX_DIR = Path(os.environ.get("INDEX_DIR", DATA_DIR / "index"))
+# Trained model versions (train_recommender) and their training checkpoints; not in git.
+MODEL_VERSIONS_DIR = Path(os.environ.get("MODEL_VERSIONS_DIR", INDEX_DIR.parent / "model-versions"))
+# The train task's time limit (seconds).
+TRAINING_TIME_LIMIT = int(os.environ.get("TRAINING_TIME_LIMIT", 3600))
 # Chosen by bench/bench_similar.py: the cheapest setting whose recall@5 against exact
 # search stays >= 0.98 on the dev sample, whatever the build order.
 ANNOY_N_TREES = int(os.environ.get("ANNOY_N_TREES", "50"))

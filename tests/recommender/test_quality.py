@@ -12,6 +12,10 @@ import pytest
 from django.conf import settings
 
 from quality import evaluation
+from recommender import training
+from recommender.embedding import protocols
+from recommender.embedding.head import HeadConfig, train_head
+from recommender.search_space import SearchSpace, default_space
 
 
 def sample(vectors, colours, **labels):
@@ -121,3 +125,55 @@ def test_shopper_photos_find_the_right_kind_of_product_far_better_than_colour_al
     assert per_label["Shoes"] >= 0.8
     assert per_label["T-Shirt"] >= 0.65
     assert per_label["Pants"] >= 0.5
+
+
+# The trained head (train_recommender), side by side with the untrained default on the
+# same split: a fifth of the products held out by a hash of the id, half of the shopper
+# photos (by a hash of the name) used for training, the other half measured.
+# bench/bench_training.py measures the same through the database and the command.
+
+
+@pytest.fixture(scope="module")
+def trained_against_default(dev_catalogue, shopper_photos):
+    catalogue = training.Catalogue(
+        ids=np.asarray(dev_catalogue.keys),
+        cnn=dev_catalogue.cnn,
+        colour=dev_catalogue.colour,
+        labels={name: np.asarray(values, dtype=str) for name, values in dev_catalogue.labels.items()},
+        held_out=np.array([protocols.held_out(int(key)) for key in dev_catalogue.keys]),
+    )
+    photos = training.ShopperPhotos(
+        names=list(shopper_photos.keys),
+        labels=np.asarray(shopper_photos.labels["label"]),
+        cnn=shopper_photos.cnn,
+        colour=shopper_photos.colour,
+        held_out=np.array([protocols.held_out(str(key), parts=2) for key in shopper_photos.keys]),
+    )
+    weights, _ = train_head(training.training_set(catalogue, photos, HeadConfig()), HeadConfig())
+    trained = SearchSpace(name="trained", backbone="efficientnet_lite0", version_id=0, head=weights)
+    return (
+        training.evaluate(trained, catalogue, photos),
+        training.evaluate(default_space("efficientnet_lite0"), catalogue, photos),
+    )
+
+
+@pytest.mark.slow
+def test_the_trained_head_finds_the_same_type_and_colour_far_more_often(trained_against_default):
+    trained, default = (result["catalogue"] for result in trained_against_default)
+    assert trained["queries"] >= 800
+    assert trained["article_type"] >= default["article_type"] + 0.08
+    assert trained["article_type_and_colour"] >= default["article_type_and_colour"] + 0.15
+
+
+@pytest.mark.slow
+def test_the_trained_head_finds_the_right_kind_for_shopper_photos(trained_against_default):
+    trained = trained_against_default[0]["shopper_photos"]
+    assert trained["queries"] >= 450
+    assert trained["overall"] >= 0.65
+    # Every kind the catalogue stocks (20+ products) and that has enough photos to measure.
+    weak = {
+        label: row["p_at_k"]
+        for label, row in trained["per_label"].items()
+        if row["catalogue_products"] >= 20 and row["queries"] >= 10 and row["p_at_k"] < 0.30
+    }
+    assert weak == {}
