@@ -38,9 +38,10 @@ def get_embedder() -> Embedder:
     return load_embedder(name, cache_dir=settings.MODEL_CACHE_DIR, resnet50_weights=weights or None)
 
 
-def prepare_photo(source) -> np.ndarray:
-    """The model input for a photo (bytes, path or file), within the shop's pixel limit.
+def prepare_photo(source, crop=None) -> np.ndarray:
+    """The model input for a photo (bytes, path or file), within the shop's pixel limit;
+    ``crop`` (recommender.embedding.parse_crop) keeps part of it.
 
     Raises recommender.embedding.InvalidImage with a message safe to show a shopper.
     """
-    return prepare_image(source, max_pixels=settings.IMAGE_MAX_PIXELS)
+    return prepare_image(source, max_pixels=settings.IMAGE_MAX_PIXELS, crop=crop)

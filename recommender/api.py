@@ -16,13 +16,28 @@ from catalog.models import Product
 from catalog.serializers import ProductSerializer
 from shop.services import cart_lines, get_cart
 
-from .embedding import InvalidImage
+from .embedding import InvalidImage, parse_crop
+from .forms import CROP_FIELDS
 from .neighbours import MAX_RESULTS, RESULT_FILTERS, result_filters
-from .photo_search import search_by_photo
+from .photo_search import read_photo, search_with
 from .recommendations import recommended_for
 from .similar import similar_products
 
 RESULTS = inline_serializer("ProductResults", {"results": ProductSerializer(many=True)})
+
+
+class LooksLikeSerializer(serializers.Serializer):
+    """What the trained model thinks the photo shows; ``param=value`` refines the results."""
+
+    param = serializers.CharField(help_text="The filter this refines by, e.g. articleType.")
+    label = serializers.CharField()
+    value = serializers.CharField()
+    probability = serializers.FloatField()
+
+
+class PhotoResultsSerializer(serializers.Serializer):
+    results = ProductSerializer(many=True)
+    looks_like = LooksLikeSerializer(many=True)
 
 
 class ResultCount(serializers.Serializer):
@@ -54,6 +69,20 @@ class SearchOptions(ResultCount):
 
 class PhotoSearchInput(SearchOptions):
     image = serializers.FileField(help_text="A JPEG, PNG or WebP photo.")
+    crop_x = serializers.FloatField(required=False, help_text="Left edge of the part to search (0 to 1).")
+    crop_y = serializers.FloatField(required=False, help_text="Top edge of the part to search (0 to 1).")
+    crop_width = serializers.FloatField(required=False, help_text="Width of the part to search (0 to 1).")
+    crop_height = serializers.FloatField(required=False, help_text="Height of the part to search (0 to 1).")
+
+    def validate(self, data):
+        box = [data.get(name) for name in CROP_FIELDS]
+        data["crop"] = None
+        if any(value is not None for value in box):
+            try:
+                data["crop"] = parse_crop(*box)
+            except ValueError as exc:
+                raise ValidationError({"crop": [str(exc)]}) from exc
+        return data
 
     def validate_image(self, image):
         limit = photo_upload_limit_exceeded(image)
@@ -93,18 +122,17 @@ class PhotoSearchAPI(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "photo_search"
 
-    @extend_schema(request=PhotoSearchInput, responses=RESULTS)
+    @extend_schema(request=PhotoSearchInput, responses=PhotoResultsSerializer)
     def post(self, request):
         options = _options(PhotoSearchInput, request.data)
+        data = options.validated_data
         try:
-            found = search_by_photo(
-                options.validated_data["image"].read(),
-                k=options.validated_data["k"],
-                filters=options.filters(),
-            )
+            query = read_photo(data["image"].read(), crop=data["crop"])
         except InvalidImage as exc:
             raise ValidationError({"image": [str(exc)]}) from exc
-        return _results(request, found)
+        found = search_with(query, k=data["k"], filters=options.filters())
+        products = ProductSerializer(found.products, many=True, context={"request": request}).data
+        return Response({"results": products, "looks_like": found.looks_like})
 
 
 class RecommendationsAPI(APIView):

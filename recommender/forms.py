@@ -6,9 +6,14 @@ from catalog.filters import FACET_LABELS, FACETS
 from catalog.importing.images import photo_upload_limit_exceeded
 from catalog.models import Product
 
+from .embedding import parse_crop
 from .neighbours import RESULT_FILTERS, result_filters
 
-IMAGE_TYPES = "image/jpeg,image/png,image/webp"
+# image/* lets phones offer the camera as well as the gallery; Pillow decides what is an image.
+IMAGE_TYPES = "image/*"
+CROP_FIELDS = ("crop_x", "crop_y", "crop_width", "crop_height")
+# Result filters offered as lists on the page; the others come from "Looks like" chips.
+CHOSEN_FROM_LISTS = ("gender", "masterCategory")
 
 
 def _choices(field):
@@ -32,13 +37,24 @@ class PhotoSearchForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": IMAGE_TYPES}),
     )
     product = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
+    refine = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # The part of the photo to search, as fractions; set by the crop box (JavaScript).
+    crop_x = forms.CharField(required=False, max_length=32, widget=forms.HiddenInput)
+    crop_y = forms.CharField(required=False, max_length=32, widget=forms.HiddenInput)
+    crop_width = forms.CharField(required=False, max_length=32, widget=forms.HiddenInput)
+    crop_height = forms.CharField(required=False, max_length=32, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for param in RESULT_FILTERS:
-            self.fields[param] = forms.ChoiceField(
-                required=False, label=FACET_LABELS[param], choices=_choices(FACETS[param])
-            )
+            if param in CHOSEN_FROM_LISTS:
+                self.fields[param] = forms.ChoiceField(
+                    required=False, label=FACET_LABELS[param], choices=_choices(FACETS[param])
+                )
+            else:  # set by a "Looks like" chip
+                self.fields[param] = forms.CharField(
+                    required=False, max_length=50, label=FACET_LABELS[param], widget=forms.HiddenInput
+                )
 
     def clean_photo(self):
         photo = self.cleaned_data.get("photo")
@@ -49,13 +65,20 @@ class PhotoSearchForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if not data.get("photo") and not data.get("product") and not self.errors:
+        if not data.get("photo") and not data.get("product") and not data.get("refine") and not self.errors:
             raise forms.ValidationError("Choose a photo to search with.")
+        box = [data.get(name) for name in CROP_FIELDS]
+        data["crop"] = None
+        if any(box):
+            try:
+                data["crop"] = parse_crop(*box)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from exc
         return data
 
     def filter_fields(self):
         """The result filters' bound fields, for the template."""
-        return [self[param] for param in RESULT_FILTERS]
+        return [self[param] for param in CHOSEN_FROM_LISTS]
 
     def filters(self):
         return result_filters(self.cleaned_data)

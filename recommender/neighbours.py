@@ -35,7 +35,7 @@ MAX_RESULTS = 50
 
 # Catalogue facets a shopper can put on visual results (parameter names of catalog.filters,
 # which also gives their product fields and labels).
-RESULT_FILTERS = ("gender", "masterCategory")
+RESULT_FILTERS = ("gender", "masterCategory", "articleType", "baseColour")
 
 
 def result_filters(data: Mapping) -> dict[str, str]:

@@ -1,10 +1,19 @@
 """Search by photo: a shopper's upload (the only search that runs the CNN) or the photo
-of a catalogue product (its stored vectors, no model run)."""
+of a catalogue product (its stored vectors, no model run).
 
+An upload becomes a :class:`PhotoQuery`: the backbone features of the photo (or of the
+part the shopper cropped), never the photo itself. The query can be kept in the
+shopper's session, so "Looks like" chips refine the results without a second upload.
+"""
+
+import base64
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+import numpy as np
 from django.conf import settings
 
+from catalog.filters import FACET_LABELS
 from catalog.models import Product
 
 from . import active_model
@@ -12,19 +21,69 @@ from .active_model import prepare_photo
 from .embedding import colour_descriptor
 from .neighbours import product_vector, products_near, serving_space
 
+# What the trained head may say it sees, as the result filter each refines by.
+LOOKS_LIKE = {"article_type": "articleType", "base_colour": "baseColour"}
+# Predictions less likely than this are not shown.
+MIN_LOOKS_LIKE_PROBABILITY = 0.3
 
-def search_by_photo(data: bytes, k: int | None = None, filters: Mapping | None = None) -> list[Product]:
-    """The k catalogue products that look most like an uploaded photo (bytes).
+
+@dataclass
+class PhotoQuery:
+    """The backbone features of a shopper's photo."""
+
+    cnn: np.ndarray
+    colour: np.ndarray
+
+    def as_text(self) -> str:
+        """A compact text form (for the shopper's session)."""
+        data = np.concatenate([self.cnn, self.colour]).astype(np.float32).tobytes()
+        return f"{len(self.cnn)}:" + base64.b64encode(data).decode()
+
+    @classmethod
+    def from_text(cls, text: str) -> "PhotoQuery":
+        length, data = text.split(":", 1)
+        values = np.frombuffer(base64.b64decode(data), dtype=np.float32)
+        return cls(cnn=values[: int(length)], colour=values[int(length) :])
+
+
+@dataclass
+class PhotoResults:
+    products: list
+    # [{"param", "label", "value", "probability"}]: what the model thinks it sees.
+    looks_like: list = field(default_factory=list)
+
+
+def read_photo(data: bytes, crop=None) -> PhotoQuery:
+    """The features of an uploaded photo (or of its ``crop`` box).
 
     Raises recommender.embedding.InvalidImage with a shopper-readable message for files
     that are not images, or are too large.
     """
+    array = prepare_photo(data, crop=crop)
+    return PhotoQuery(cnn=active_model.get_embedder().embed_one(array), colour=colour_descriptor(array))
+
+
+def search_with(query: PhotoQuery, k: int | None = None, filters: Mapping | None = None) -> PhotoResults:
+    """The k products that look most like the photo, and what the model sees in it."""
     k = k or settings.SIMILAR_PRODUCTS_COUNT
-    array = prepare_photo(data)
-    cnn = active_model.get_embedder().embed_one(array)
     space, index = serving_space()
-    vector = space.vectors(cnn, colour_descriptor(array))[0]
-    return products_near(space, index, vector, k, filters=filters)
+    vector = space.vectors(query.cnn, query.colour)[0]
+    looks_like = []
+    if space.head is not None:
+        for task, param in LOOKS_LIKE.items():
+            value, probability = space.head.predict(vector, task, top=1)[0]
+            if probability >= MIN_LOOKS_LIKE_PROBABILITY:
+                looks_like.append(
+                    {"param": param, "label": FACET_LABELS[param], "value": value, "probability": probability}
+                )
+    return PhotoResults(products_near(space, index, vector, k, filters=filters), looks_like)
+
+
+def search_by_photo(
+    data: bytes, k: int | None = None, filters: Mapping | None = None, crop=None
+) -> list[Product]:
+    """The k catalogue products that look most like an uploaded photo (bytes)."""
+    return search_with(read_photo(data, crop), k, filters).products
 
 
 def search_by_product_photo(

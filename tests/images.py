@@ -27,3 +27,15 @@ def garment_photo(colour, fmt="JPEG", size=(240, 320), mode="RGB"):
     buffer = io.BytesIO()
     image.save(buffer, fmt)
     return buffer.getvalue()
+
+
+def two_garments_photo(left, right, size=(480, 320)):
+    """Two garment shapes side by side on white (``left`` and ``right`` colours), JPEG."""
+    image = Image.new("RGB", size, (255, 255, 255))
+    width, height = size
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((width * 0.05, height * 0.1, width * 0.45, height * 0.9), radius=20, fill=left)
+    draw.rounded_rectangle((width * 0.55, height * 0.1, width * 0.95, height * 0.9), radius=20, fill=right)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG")
+    return buffer.getvalue()

@@ -5,7 +5,7 @@ Importing this package is cheap; TensorFlow loads only when a model is first use
 
 from .colour import COLOUR_DIM, COLOUR_REVISION, colour_descriptor
 from .embedder import EMBEDDER_NAMES, PREPROCESSING_REVISION, Embedder, EmbedderUnavailable, load_embedder
-from .preprocessing import DEFAULT_MAX_PIXELS, IMAGE_SIZE, InvalidImage, prepare_image
+from .preprocessing import DEFAULT_MAX_PIXELS, IMAGE_SIZE, InvalidImage, parse_crop, prepare_image
 from .vector_math import combine, l2_normalise
 
 # Identifies how stored vectors were made, beside the model name: vectors of another
@@ -25,5 +25,6 @@ __all__ = [
     "combine",
     "l2_normalise",
     "load_embedder",
+    "parse_crop",
     "prepare_image",
 ]

@@ -28,13 +28,36 @@ class InvalidImage(ValueError):
     """The file cannot be used as a product photo; the message is safe to show a shopper."""
 
 
-def prepare_image(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+# A crop box smaller than this share of the photo's width or height is refused.
+MIN_CROP = 0.05
+
+
+def parse_crop(x, y, width, height) -> tuple[float, float, float, float]:
+    """A crop box as fractions of the upright photo (left, top, width, height), checked.
+
+    Raises ValueError with a message for the shopper (or API client) when the box is not
+    inside the photo or is too small.
+    """
+    try:
+        box = tuple(float(value) for value in (x, y, width, height))
+    except (TypeError, ValueError):
+        raise ValueError("The crop box must be four numbers: x, y, width and height, as fractions.") from None
+    left, top, w, h = box
+    if not all(np.isfinite(box)) or left < 0 or top < 0 or left + w > 1.0001 or top + h > 1.0001:
+        raise ValueError("The crop box must lie inside the photo (fractions from 0 to 1).")
+    if w < MIN_CROP or h < MIN_CROP:
+        raise ValueError(f"The crop box must cover at least {MIN_CROP:.0%} of the photo's width and height.")
+    return box
+
+
+def prepare_image(source, max_pixels: int = DEFAULT_MAX_PIXELS, crop=None) -> np.ndarray:
     """Read an image and return it as a 224x224x3 uint8 RGB array ready for embedding.
 
     ``source`` is raw bytes, a file path, or a binary file object (read from its start).
     The photo is turned upright from its EXIF orientation, converted to RGB (transparent
     parts become white), shrunk or enlarged to fit 224x224 without distortion and centred
-    on white. Raises :class:`InvalidImage` for files that are not images, are damaged, or
+    on white. ``crop`` (from :func:`parse_crop`) keeps only that part of the upright
+    photo. Raises :class:`InvalidImage` for files that are not images, are damaged, or
     have more than ``max_pixels`` pixels.
     """
     stream = _as_stream(source)
@@ -58,14 +81,25 @@ def prepare_image(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         try:
             # JPEGs can decode straight at 1/2, 1/4 or 1/8 scale: large uploads cost far
             # less time and memory, and the result stays at least 224 px on each side.
-            image.draft("RGB", (IMAGE_SIZE, IMAGE_SIZE))
+            scale = 1.0 / min(crop[2], crop[3]) if crop else 1.0
+            image.draft("RGB", (round(IMAGE_SIZE * scale), round(IMAGE_SIZE * scale)))
             image.load()
             upright = ImageOps.exif_transpose(image)
             rgb = _to_rgb(upright)
+            if crop:
+                rgb = _cropped(rgb, crop)
         except Exception as exc:  # truncated data, broken EXIF, unsupported codec...
             logger.info("unreadable image: %s", exc)
             raise _damaged() from exc
     return _fit_on_white(rgb)
+
+
+def _cropped(image, crop):
+    left, top, width, height = crop
+    w, h = image.size
+    box = (round(left * w), round(top * h), round((left + width) * w), round((top + height) * h))
+    box = (box[0], box[1], max(box[2], box[0] + 1), max(box[3], box[1] + 1))
+    return image.crop(box)
 
 
 def _as_stream(source):

@@ -11,7 +11,7 @@ from catalog.models import Product, file_checksum
 from recommender.refresh import embed_products, rebuild_index
 from tests.browser.media import serve_media
 from tests.factories import EmbeddingFactory, ProductFactory
-from tests.images import image_bytes
+from tests.images import image_bytes, two_garments_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -123,3 +123,37 @@ def test_shopper_uploads_a_photo_and_gets_five_similar_items(live_server, page, 
     cards.first.get_by_role("button", name="Add to cart").click()
     expect(page.locator(".site-header [data-cart-count]")).to_have_text("1")
     expect(page.locator("[data-messages]")).to_contain_text(f"Added {names[0]} to your cart.")
+
+
+@pytest.mark.slow
+def test_shopper_drags_a_crop_box_to_search_one_of_two_garments(live_server, page, tmp_path):
+    with transaction.atomic():
+        products = [
+            ProductFactory(
+                name=f"{name} Shirt {n}", base_colour=name, image=ContentFile(image_bytes(rgb), "photo.jpg")
+            )
+            for name, rgb in (("Red", RED), ("Blue", BLUE))
+            for n in range(3)
+        ]
+    embed_products([p.pk for p in products])
+    rebuild_index()
+    photo = tmp_path / "two shirts.jpg"
+    photo.write_bytes(two_garments_photo(RED, BLUE))
+    serve_media(page)
+    page.goto(live_server.url + "/visual/search/")
+
+    page.get_by_label("Your photo").set_input_files(photo)
+    area = page.locator("[data-crop-area]")
+    expect(area).to_be_visible()
+    box = area.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.05)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.5, steps=5)
+    page.mouse.move(box["x"] + box["width"] * 0.98, box["y"] + box["height"] * 0.95, steps=5)
+    page.mouse.up()
+    expect(page.locator("[data-crop-box]")).to_be_visible()
+    assert 0.5 < float(page.locator('input[name="crop_x"]').input_value()) < 0.6
+    page.get_by_role("button", name="Find similar items").click()
+
+    names = result_cards(page).locator(".product-card__name").all_inner_texts()
+    assert sorted(names[:3]) == ["Blue Shirt 0", "Blue Shirt 1", "Blue Shirt 2"]

@@ -14,7 +14,7 @@ from PIL import Image
 from recommender.models import Embedding
 from recommender.refresh import embed_products, rebuild_index
 from tests.factories import EmbeddingFactory, ProductFactory
-from tests.images import BLUE, GREEN, RED, YELLOW, garment_photo
+from tests.images import BLUE, GREEN, RED, YELLOW, garment_photo, two_garments_photo
 
 pytestmark = pytest.mark.django_db
 
@@ -323,3 +323,118 @@ def test_catalogue_photo_search_runs_a_fixed_number_of_queries(
         response = client.get(SEARCH_URL, {"product": stored_vector_catalogue[0].pk})
 
     assert len(result_ids(response)) == 5
+
+
+# Crop box and "Looks like" chips
+
+RIGHT_HALF = {"crop_x": "0.5", "crop_y": "0", "crop_width": "0.5", "crop_height": "1"}
+
+
+@pytest.mark.slow
+def test_a_crop_box_searches_only_the_garment_inside_it(client, embedded_catalogue):
+    photo = two_garments_photo(RED, BLUE)
+    colours = {p.pk: p.base_colour for p in embedded_catalogue}
+
+    right = client.post(SEARCH_URL, {"photo": upload(photo), **RIGHT_HALF})
+    left = client.post(SEARCH_URL, {"photo": upload(photo), **RIGHT_HALF, "crop_x": "0"})
+
+    assert [colours[pk] for pk in result_ids(right)[:4]] == ["Blue"] * 4
+    assert [colours[pk] for pk in result_ids(left)[:4]] == ["Red"] * 4
+
+
+@pytest.mark.parametrize(
+    "box, message",
+    [
+        ({"crop_x": "0.8", "crop_width": "0.5"}, "inside the photo"),
+        ({"crop_width": "0.01"}, "at least 5%"),
+        ({"crop_x": "-0.1"}, "inside the photo"),
+        ({"crop_y": "nan"}, "inside the photo"),
+    ],
+)
+def test_a_bad_crop_box_gets_a_clear_message(client, db, box, message):
+    data = {"photo": upload(garment_photo(RED)), **RIGHT_HALF, **box}
+
+    response = client.post(SEARCH_URL, data)
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+@pytest.fixture
+def colour_version(embedded_catalogue, settings, tmp_path):
+    """An active trained version whose head learnt the catalogue's colours."""
+    from recommender import training
+    from recommender.embedding.head import HeadConfig, TrainingSet, head_inputs, train_head
+    from recommender.models import ModelVersion
+    from recommender.vector_store import stored_features
+    from recommender.versions import activate_version
+
+    settings.MODEL_VERSIONS_DIR = tmp_path / "versions"
+    ids, cnn, colour = stored_features()
+    colours = {p.pk: p.base_colour for p in embedded_catalogue}
+    names = sorted(set(colours.values()))
+    numbers = np.array([names.index(colours[int(pk)]) for pk in ids])
+    config = HeadConfig(epochs=30, hidden=64, dim=16, task_weights={"article_type": 1.0, "base_colour": 1.0})
+    data = TrainingSet(
+        inputs=head_inputs(cnn, colour),
+        labels={"base_colour": numbers},
+        classes={"article_type": ["Tshirts"], "base_colour": names},
+        type_targets=np.ones((len(ids), 1), dtype=np.float32),
+        example_weights=np.ones(len(ids), dtype=np.float32),
+    )
+    weights, _ = train_head(data, config)
+    version = ModelVersion.objects.create(
+        backbone="efficientnet_lite0", status=ModelVersion.Status.READY, weights_file="version-test.npz"
+    )
+    settings.MODEL_VERSIONS_DIR.mkdir()
+    weights.save(settings.MODEL_VERSIONS_DIR / version.weights_file)
+    activate_version(version)
+    rebuild_index()
+    assert training  # the module a real version comes from
+    return version
+
+
+@pytest.mark.slow
+def test_looks_like_chips_refine_the_results_without_a_second_upload(
+    client, colour_version, embedded_catalogue
+):
+    colours = {p.pk: p.base_colour for p in embedded_catalogue}
+    response = client.post(SEARCH_URL, {"photo": upload(garment_photo(BLUE))})
+    html = response.content.decode()
+
+    assert "Looks like:" in html
+    chip = re.search(r'class="chip" href="([^"]+)"[^>]*>Blue<', html.replace("&amp;", "&"))
+    assert chip, "a Blue chip is shown"
+    assert "refine=1" in chip.group(1) and "baseColour=Blue" in chip.group(1)
+
+    refined = client.get(SEARCH_URL + chip.group(1))
+    assert refined.status_code == 200
+    assert {colours[pk] for pk in result_ids(refined)} == {"Blue"}
+    assert 'class="chip chip--on"' in refined.content.decode()
+    # Another shopper (another session) has no photo to refine.
+    expired = Client().get(SEARCH_URL + chip.group(1))
+    assert expired.status_code == 400
+    assert "expired" in expired.content.decode()
+
+
+@pytest.mark.slow
+def test_the_api_reports_what_the_model_sees_and_takes_a_crop(colour_version, embedded_catalogue):
+    from rest_framework.test import APIClient
+
+    colours = {p.pk: p.base_colour for p in embedded_catalogue}
+    api = APIClient()
+    response = api.post(
+        "/api/search/image",
+        {"image": upload(two_garments_photo(RED, BLUE)), **RIGHT_HALF},
+        format="multipart",
+    )
+
+    assert response.status_code == 200
+    assert [colours[p["id"]] for p in response.json()["results"][:3]] == ["Blue"] * 3
+    seen = {row["param"]: row["value"] for row in response.json()["looks_like"]}
+    assert seen["baseColour"] == "Blue"
+    bad = api.post(
+        "/api/search/image", {"image": upload(garment_photo(RED)), "crop_x": "2"}, format="multipart"
+    )
+    assert bad.status_code == 400
+    assert "crop" in bad.json()["errors"] or "crop" in bad.json()["detail"].lower()
