@@ -10,6 +10,7 @@ catalogue ``--scale`` times larger (the stored features repeated) when asked.
 """
 
 import argparse
+import io
 import json
 import tempfile
 import time
@@ -32,17 +33,29 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         setup_django(tmp, args.cache)
+        from django.conf import settings
         from django.core.management import call_command
 
         from recommender.embedding.head import HeadConfig, train_head
+        from recommender.models import IndexBuild
+        from recommender.refresh import rebuild_index
         from recommender.training import load_catalogue, train_recommender, training_set
+
+        def index_figures(build):
+            ann = Path(settings.INDEX_DIR) / build.file_name
+            return {
+                "dimensions": build.dimensions,
+                "build_seconds": build.duration_seconds,
+                "ann_bytes": ann.stat().st_size if ann.exists() else None,
+            }
 
         call_command("migrate", verbosity=0)
         started = time.perf_counter()
         call_command("import_catalog", str(args.catalogue), verbosity=0)
-        call_command("embed_catalog", "--no-index", verbosity=0)
+        call_command("embed_catalog", "--no-index", verbosity=0, stdout=io.StringIO())
         embed_seconds = time.perf_counter() - started
         log(f"imported and embedded in {embed_seconds:.0f}s")
+        default_build = index_figures(rebuild_index())
         config = HeadConfig() if args.epochs is None else HeadConfig(epochs=args.epochs)
         report = train_recommender(
             config=config, shopper_photos=None if args.no_photos else args.photos, progress=log
@@ -55,7 +68,25 @@ def main():
             "train_recommender_seconds": report.seconds,
             "activated": report.activated,
             "metrics": report.version.metrics,
+            "index_default_space": default_build,
+            "index_trained_space": index_figures(IndexBuild.objects.first()) if report.activated else None,
         }
+        if report.version.weights_file:
+            # The same version without the re-ranking by predicted article type.
+            import dataclasses
+
+            from recommender.search_space import version_space
+            from recommender.training import evaluate, load_shopper_photos
+
+            space = version_space(report.version)
+            plain = dataclasses.replace(
+                space,
+                head=space.head.__class__(
+                    space.head.arrays, space.head.classes, space.head.scale, rerank_weight=0.0
+                ),
+            )
+            photos = None if args.no_photos else load_shopper_photos(args.photos)
+            result["metrics_without_rerank"] = evaluate(plain, load_catalogue(), photos)
         if args.scale:
             import numpy as np
 

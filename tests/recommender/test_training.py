@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -18,10 +19,10 @@ from recommender.embedding.head import HeadConfig
 from recommender.models import ModelVersion
 from recommender.neighbours import serving_space
 from recommender.photo_search import search_by_photo
-from recommender.refresh import index_is_stale, rebuild_index
+from recommender.refresh import embed_products, index_is_stale, rebuild_index
 from recommender.similar import similar_products
 from tests.catalog_files import styles_line, write_catalogue
-from tests.factories import UserFactory
+from tests.factories import ProductFactory, UserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -79,6 +80,27 @@ def test_a_better_version_is_stored_activated_and_searched_with(subset, fashion_
     assert len(similar) == 5 and product not in similar
     photo = (fashion_dev / "images" / f"{product.pk}.jpg").read_bytes()
     assert [p.article_type for p in search_by_photo(photo)].count("Jeans") >= 3
+    # A product added after the activation is embedded and found in the new space.
+    newcomer = ProductFactory(article_type="Jeans", image=ContentFile(photo, name="new.jpg"))
+    embed_products([newcomer.pk])
+    assert newcomer in similar_products(product, k=10)
+    assert len(similar_products(newcomer)) == 5
+
+
+def test_an_interrupted_training_run_resumes_where_it_stopped(subset):
+    def interrupt_after_two(epoch, logs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train_recommender(config=FAST, on_epoch=interrupt_after_two)
+    report = training.train_recommender(config=FAST)
+
+    assert report.resumed_from_epoch == 2
+    interrupted = ModelVersion.objects.exclude(pk=report.version.pk).get()
+    assert interrupted.status == ModelVersion.Status.FAILED
+    assert "resumed" in interrupted.error
+    assert report.version.status == ModelVersion.Status.READY
 
 
 def test_a_version_trained_on_shuffled_labels_is_kept_but_not_activated(subset):
