@@ -24,7 +24,9 @@ TASK_OPTIONS = {
 def embed_products_task(product_ids):
     """Embed the given products (those whose image changed), then ask for a rebuild."""
     report = refresh.embed_products(product_ids)
-    if report.embedded:
+    # Also when nothing was new: a worker that died after embedding may have taken the
+    # rebuild it asked for with it, and this redelivered task is the next chance.
+    if report.embedded or refresh.index_is_stale():
         queueing.request_index_rebuild()
     return report.as_dict()
 
