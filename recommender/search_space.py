@@ -91,10 +91,15 @@ def space_of_build(metadata: dict, backbone: str) -> SearchSpace:
     version_id = metadata.get("version_id")
     if version_id is None:
         return default_space(backbone)
-    version = ModelVersion.objects.filter(pk=version_id).first()
-    if version is None or not version.weights_file:
-        raise LookupError(f"the index was built with model version {version_id}, which is gone")
-    return version_space(version)
+    if version_id not in _build_spaces:  # a version never changes: look it up once
+        version = ModelVersion.objects.filter(pk=version_id).first()
+        if version is None or not version.weights_file:
+            raise LookupError(f"the index was built with model version {version_id}, which is gone")
+        _build_spaces[version_id] = version_space(version)
+    return _build_spaces[version_id]
+
+
+_build_spaces = {}
 
 
 def version_weights_path(name: str) -> Path:
@@ -112,3 +117,10 @@ def load_head(path: Path) -> HeadWeights:
         if key not in _heads:
             _heads[key] = HeadWeights.load(path)
         return _heads[key]
+
+
+def forget_loaded_spaces() -> None:
+    """Drop the process's cached versions and heads (tests, where ids are reused)."""
+    with _heads_lock:
+        _heads.clear()
+        _build_spaces.clear()

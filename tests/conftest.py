@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.core.cache import cache
 
-from recommender import active_model, annoy_index
+from recommender import active_model, annoy_index, search_space
 from tests.factories import SHIPPING, EmbeddingFactory, ProductFactory, UserFactory
 
 # Vectors of the real catalogue sample and shopper photos, computed once per test run.
@@ -38,6 +38,7 @@ def fresh_index_dir(settings, tmp_path):
     """Each test gets its own index folder, no loaded build and an empty cache."""
     settings.INDEX_DIR = tmp_path / "index"
     annoy_index.forget_loaded_index()
+    search_space.forget_loaded_spaces()
     cache.clear()
     yield settings.INDEX_DIR
     annoy_index.forget_loaded_index()
