@@ -1,3 +1,4 @@
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -17,6 +18,7 @@ from .forms import CatalogueImportForm
 from .importing import CatalogueFileError, import_uploaded_catalogue
 from .importing.styles import MAX_ID
 from .models import ImportRun, Product
+from .stock import save_staff_edit
 
 # Multipart boundaries and headers around the uploaded files.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
@@ -32,8 +34,50 @@ def problems_table(problems):
     )
 
 
+class StockInput(forms.NumberInput):
+    """The stock field, with the stock it shows posted back beside it (``<name>_loaded``)."""
+
+    loaded = None
+
+    def render(self, name, value, attrs=None, renderer=None):
+        field = super().render(name, value, attrs, renderer)
+        loaded = "" if self.loaded is None else self.loaded
+        return field + format_html('<input type="hidden" name="{}_loaded" value="{}">', name, loaded)
+
+
+class PostedOnly(forms.HiddenInput):
+    """A value read from the request but rendered by another widget (StockInput)."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        return ""
+
+
+class ProductAdminForm(forms.ModelForm):
+    """Carries the stock as the page showed it, so saving applies only the staff member's
+    own change to the stock (catalog.stock)."""
+
+    stock_loaded = forms.IntegerField(required=False, widget=PostedOnly)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "stock" in self.fields and self.instance.pk:
+            widget = StockInput(attrs=self.fields["stock"].widget.attrs)
+            widget.loaded = self["stock_loaded"].data if self.is_bound else self.instance.stock
+            self.fields["stock"].widget = widget
+
+    def has_changed(self):
+        # A stock that moved since the page loaded (a sale) is not a change by this form;
+        # the stock changed when the posted value differs from the value shown.
+        if not self.instance.pk or "stock" not in self.fields or self["stock_loaded"].data in (None, ""):
+            return super().has_changed()
+        if set(self.changed_data) - {"stock", "stock_loaded"}:
+            return True
+        return str(self["stock"].data).strip() != str(self["stock_loaded"].data).strip()
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    form = ProductAdminForm
     list_display = [
         "thumbnail",
         "id",
@@ -62,6 +106,23 @@ class ProductAdmin(admin.ModelAdmin):
         ("Image", {"fields": ["image_preview", "image", "image_checksum"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=ProductAdminForm, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not change or "stock" not in form.cleaned_data:
+            return super().save_model(request, obj, form, change)
+        moved, now = save_staff_edit(
+            obj, stock_wanted=form.cleaned_data["stock"], stock_loaded=form.cleaned_data.get("stock_loaded")
+        )
+        if moved:
+            self.message_user(
+                request,
+                f"{obj.display_name}: the stock moved by {-moved:+d} while you were editing (sales or another "
+                f"edit); only your own change was applied, so the stock is now {now}.",
+                messages.WARNING,
+            )
 
     def get_queryset(self, request):
         # Embedding status in the same query as the products (no query per row).

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from .importing import ImageProblem
 from .importing.images import photo_upload_limit_exceeded, storable_image
 from .models import Product
+from .stock import save_staff_edit
 
 
 class ProductImageField(serializers.FileField):
@@ -58,6 +59,14 @@ class ProductSerializer(serializers.ModelSerializer):
     in_stock = serializers.BooleanField(source="availability.is_buyable", read_only=True)
     image = ProductImageField(required=False)
     url = serializers.SerializerMethodField()
+    stock_loaded = serializers.IntegerField(
+        write_only=True,
+        required=False,
+        min_value=0,
+        max_value=2_147_483_647,
+        help_text="The stock you read before changing it: only your change is applied, so pieces "
+        "sold meanwhile stay sold. Without it, `stock` is set as given.",
+    )
 
     class Meta:
         model = Product
@@ -74,6 +83,7 @@ class ProductSerializer(serializers.ModelSerializer):
             "usage",
             "price",
             "stock",
+            "stock_loaded",
             "in_stock",
             "image",
             "url",
@@ -97,10 +107,18 @@ class ProductSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request else url
 
+    def create(self, validated_data):
+        validated_data.pop("stock_loaded", None)  # a new product has no stock to keep
+        return super().create(validated_data)
+
     @transaction.atomic
     def update(self, product, validated_data):
         previous_image = product.image.name
-        product = super().update(product, validated_data)
+        wanted = validated_data.pop("stock", None)
+        loaded = validated_data.pop("stock_loaded", None)
+        for field, value in validated_data.items():
+            setattr(product, field, value)
+        save_staff_edit(product, stock_wanted=wanted, stock_loaded=loaded if wanted is not None else None)
         if previous_image and previous_image != product.image.name:
             # The storage gave the new photo another name; drop the replaced file once the
             # change is committed, so a failed update never leaves the product without one.

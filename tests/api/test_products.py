@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import F
 from PIL import Image
 
 from catalog.models import Product
@@ -335,3 +336,18 @@ class TestStaffWrites:
 
         assert response.status_code == 405
         assert "detail" in response.json()
+
+
+def test_the_api_applies_only_the_callers_change_to_the_stock(staff_api):
+    product = ProductFactory(price=Decimal("10.00"), stock=10)
+    url = f"/api/products/{product.pk}/"
+    Product.objects.filter(pk=product.pk).update(stock=F("stock") - 3)  # a sale meanwhile
+
+    price_only = staff_api.patch(url, {"price": "11.00"}, format="json")
+    received = staff_api.patch(url, {"stock": 15, "stock_loaded": 10}, format="json")
+
+    assert price_only.status_code == received.status_code == 200
+    assert received.json()["stock"] == 12
+    product.refresh_from_db()
+    assert (product.price, product.stock) == (Decimal("11.00"), 12)
+    assert "stock_loaded" not in received.json()
