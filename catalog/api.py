@@ -16,12 +16,22 @@ ANYONE = [{"cookieAuth": []}, {}]
 
 
 class IsStaffOrReadOnly(BasePermission):
-    """Anyone may read; only staff may create or change."""
+    """Anyone may read; creating and changing products follows Django's model permissions
+    (catalog.add_product, catalog.change_product), held by staff only."""
 
     message = "Only staff can change the catalogue."
+    needed = {
+        "POST": "catalog.add_product",
+        "PUT": "catalog.change_product",
+        "PATCH": "catalog.change_product",
+    }
 
     def has_permission(self, request, view):
-        return request.method in SAFE_METHODS or bool(request.user and request.user.is_staff)
+        if request.method in SAFE_METHODS:
+            return True
+        user = request.user
+        permission = self.needed.get(request.method)
+        return bool(user and user.is_staff and permission and user.has_perm(permission))
 
 
 class ProductAPIMixin:

@@ -49,7 +49,8 @@ class IndexBuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return [path("rebuild/", rebuild, name="recommender_indexbuild_rebuild")] + super().get_urls()
 
     def rebuild_view(self, request):
-        if not self.has_view_permission(request):
+        # Starting work is more than viewing builds: it takes the change permission.
+        if not request.user.has_perm("recommender.change_indexbuild"):
             return redirect("admin:index")
         if send_task(REBUILD_TASK):
             self.message_user(request, "Index rebuild started; the new build appears here when it is ready.")

@@ -49,13 +49,15 @@ class CartItemInline(ReadOnlyInline):
 
 @admin.register(Cart)
 class CartAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "user", "short_session", "status", "created_at", "updated_at")
+    # A live session key would let whoever reads it take over the visitor's session: never shown.
+    list_display = ("id", "user", "visitor", "status", "created_at", "updated_at")
     list_filter = ("status",)
     list_select_related = ("user",)
     search_fields = ("user__username", "user__email")
-    readonly_fields = ("user", "session_key", "status", "created_at", "updated_at")
+    readonly_fields = ("user", "visitor", "status", "created_at", "updated_at")
+    exclude = ("session_key",)
     inlines = (CartItemInline,)
 
-    @admin.display(description="Session")
-    def short_session(self, obj):
-        return obj.session_key[:8]
+    @admin.display(description="Visitor")
+    def visitor(self, obj):
+        return "signed-in shopper" if obj.user_id else ("visitor" if obj.session_key else "-")

@@ -34,7 +34,7 @@ class Cart(models.Model):
         ]
 
     def __str__(self):
-        owner = self.user or f"session {self.session_key[:8]}"
+        owner = self.user or "visitor"  # never the session key: it would let a reader in
         return f"Cart {self.pk} ({owner}, {self.status})"
 
 

@@ -351,3 +351,27 @@ def test_the_api_applies_only_the_callers_change_to_the_stock(staff_api):
     product.refresh_from_db()
     assert (product.price, product.stock) == (Decimal("11.00"), 12)
     assert "stock_loaded" not in received.json()
+
+
+def test_staff_without_the_model_permission_cannot_change_products(db, product):
+    from django.contrib.auth.models import Permission
+    from rest_framework.test import APIClient
+
+    from tests.factories import UserFactory
+
+    clerk = UserFactory(is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_product"))
+    api = APIClient()
+    api.force_login(clerk)
+
+    response = api.patch(f"/api/products/{product.id}/", {"price": "0.01"}, format="json")
+    created = api.post("/api/products/", {"id": 5020, "name": "Mine", "price": "1.00"}, format="json")
+
+    assert response.status_code == created.status_code == 403
+    product.refresh_from_db()
+    assert product.price != Decimal("0.01")
+    assert not Product.objects.filter(pk=5020).exists()
+    clerk.user_permissions.add(Permission.objects.get(codename="change_product"))
+    clerk = type(clerk).objects.get(pk=clerk.pk)  # permissions are cached per user object
+    api.force_login(clerk)
+    assert api.patch(f"/api/products/{product.id}/", {"price": "9.99"}, format="json").status_code == 200

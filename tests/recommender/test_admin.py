@@ -136,3 +136,16 @@ def test_product_views_are_listed(staff_client, user):
     assert response.status_code == 200
     assert "Linen Trousers" in response.content.decode()
     assert user.username in response.content.decode()
+
+
+def test_rebuild_needs_the_change_permission_not_just_the_view_one(client, clustered_catalogue):
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_indexbuild"))
+    client.force_login(viewer)
+
+    page = client.get("/admin/recommender/indexbuild/")
+    response = client.post(REBUILD_URL)
+
+    assert page.status_code == 200 and "Rebuild index" not in page.content.decode()
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert not IndexBuild.objects.exists()

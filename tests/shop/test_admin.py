@@ -70,3 +70,14 @@ def test_shoppers_cannot_open_the_order_admin(user_client):
 
     assert response.status_code == 302
     assert reverse("admin:login") in response.url
+
+
+def test_cart_pages_never_show_a_visitors_session_key(staff_client):
+    visitor_cart = CartItemFactory(cart__user=None, cart__session_key="s3cr3tsessionkey0123456789abcdef").cart
+
+    listing = staff_client.get(reverse("admin:shop_cart_changelist")).content.decode()
+    detail = staff_client.get(reverse("admin:shop_cart_change", args=[visitor_cart.pk])).content.decode()
+
+    for page in (listing, detail):
+        assert "s3cr3t" not in page
+    assert "visitor" in listing
