@@ -7,13 +7,13 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from catalog.filters import FACET_LABELS
 from catalog.importing.images import photo_upload_limit_exceeded
 from catalog.models import Product
 from catalog.serializers import ProductSerializer
+from config.throttling import PhotoSearchThrottle
 from shop.services import cart_lines, get_cart
 
 from .embedding import InvalidImage, parse_crop
@@ -119,8 +119,7 @@ class PhotoSearchAPI(APIView):
     # A search changes no state and reads no account: no session, so no CSRF token needed.
     authentication_classes = []
     # Each search runs the CNN; the rate is settings.REST_FRAMEWORK's "photo_search".
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "photo_search"
+    throttle_classes = [PhotoSearchThrottle]
 
     @extend_schema(request=PhotoSearchInput, responses=PhotoResultsSerializer)
     def post(self, request):

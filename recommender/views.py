@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from PIL import Image
 
 from catalog.models import Product
+from config.throttling import rate_limited
 
 from .active_model import prepare_photo
 from .embedding import InvalidImage
@@ -47,6 +48,7 @@ def _chips(looks_like, active):
     return chips
 
 
+@rate_limited("photo_search")
 def photo_search(request):
     """Search by photo: upload a photo (POST), pick a catalogue photo (GET ?product=), or
     refine the last uploaded photo's results by a "Looks like" chip (GET ?refine=1)."""

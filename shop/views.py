@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from config.throttling import rate_limited
 from recommender.recommendations import recommended_for
 
 from .forms import ShippingForm, SignupForm
@@ -256,6 +257,7 @@ def order_detail(request, number):
     return render(request, "shop/order_detail.html", {"order": order})
 
 
+@rate_limited("signup")
 def signup(request):
     """Create an account and sign in with it (the visitor's cart comes along)."""
     if request.user.is_authenticated:

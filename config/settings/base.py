@@ -141,7 +141,14 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["config.api.CsrfSessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"photo_search": os.environ.get("PHOTO_SEARCH_RATE", "30/minute")},
+    "DEFAULT_THROTTLE_RATES": {
+        "photo_search": os.environ.get("PHOTO_SEARCH_RATE", "30/minute"),
+        "login": os.environ.get("LOGIN_RATE", "10/minute"),
+        "signup": os.environ.get("SIGNUP_RATE", "5/minute"),
+    },
+    # How many reverse proxies in front of the shop add to X-Forwarded-For: rate limits key
+    # on the address they saw. 0 (no proxy): the connection's address, the header ignored.
+    "NUM_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fashion storefront API",

@@ -225,9 +225,9 @@ def test_search_by_image_needs_no_csrf_token(no_cnn):
 
 
 def test_search_by_image_is_rate_limited(no_cnn, monkeypatch):
-    from rest_framework.throttling import ScopedRateThrottle
+    from config.throttling import PhotoSearchThrottle
 
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"photo_search": "2/minute"})
+    monkeypatch.setattr(PhotoSearchThrottle, "THROTTLE_RATES", {"photo_search": "2/minute"})
     codes = [
         APIClient().post(SEARCH_IMAGE_URL, {"image": photo(b"x")}, format="multipart").status_code
         for _ in range(3)
