@@ -7,11 +7,13 @@ An index file is immutable once built (Annoy's own advice): a rebuild writes
 hold the previous build keep it memory-mapped until they see the new pointer.
 """
 
+import fcntl
 import io
 import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 logger = logging.getLogger(__name__)
 
 POINTER_NAME = "current.json"
+LOCK_NAME = "build.lock"
 KEEP_BUILDS = 2
 # Neighbours stored per product at build time, so a product page reads its similar
 # items instead of searching the index.
@@ -53,6 +56,22 @@ def _atomic_write_bytes(path, data):
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+@contextmanager
+def build_lock(folder=None):
+    """Held while a build reads the vectors and swaps itself in: concurrent rebuilds (two
+    workers, a command and a task) run one after the other, so neither overwrites the
+    other's pointer nor deletes its files, and the last to finish holds the newest vectors.
+    A lock file in the index folder works across the processes and hosts sharing it."""
+    folder = Path(folder) if folder is not None else index_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_NAME, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def write_build(

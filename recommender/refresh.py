@@ -153,24 +153,25 @@ def rebuild_index(model_name: str | None = None, n_trees: int | None = None) -> 
     n_trees = n_trees or settings.ANNOY_N_TREES
     build = IndexBuild.objects.create(model_name=model_name, n_trees=n_trees)
     started = time.perf_counter()
-    # Vectors stored after this moment are found by exact search until the next build.
-    vectors_until = timezone.now()
     try:
-        space = active_space(model_name)
-        try:
-            ids, vectors = stored_vectors(current_embeddings(model_name), space)
-        except ValueError as exc:  # vectors of different lengths cannot be stacked
-            raise IndexBuildFailed(f"the stored vectors cannot be indexed together: {exc}") from exc
-        if len(ids) == 0:
-            raise NothingToIndex("there are no stored vectors to index yet")
-        file_name = annoy_index.write_build(
-            build.pk,
-            vectors,
-            ids,
-            n_trees,
-            {"model_name": model_name, "vectors_until": vectors_until.isoformat(), **space.as_metadata()},
-            rerank=_type_reranking(space, vectors, ids),
-        )
+        with annoy_index.build_lock():
+            # Vectors stored after this moment are found by exact search until the next build.
+            vectors_until = timezone.now()
+            space = active_space(model_name)
+            try:
+                ids, vectors = stored_vectors(current_embeddings(model_name), space)
+            except ValueError as exc:  # vectors of different lengths cannot be stacked
+                raise IndexBuildFailed(f"the stored vectors cannot be indexed together: {exc}") from exc
+            if len(ids) == 0:
+                raise NothingToIndex("there are no stored vectors to index yet")
+            file_name = annoy_index.write_build(
+                build.pk,
+                vectors,
+                ids,
+                n_trees,
+                {"model_name": model_name, "vectors_until": vectors_until.isoformat(), **space.as_metadata()},
+                rerank=_type_reranking(space, vectors, ids),
+            )
     except Exception as exc:
         build.status = IndexBuild.Status.FAILED
         build.error = str(exc)

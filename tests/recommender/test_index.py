@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -174,3 +175,40 @@ def test_a_product_whose_photo_changed_after_the_build_is_matched_by_its_new_pho
     product = clustered_catalogue[0]
     EmbeddingFactory(product=product, cnn=np.eye(3, 16, dtype=np.float32)[2] * 10)  # now looks like cluster 2
     assert {p.article_type for p in similar_products(product)} == {"type2"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_rebuilds_run_one_after_the_other(clustered_catalogue, monkeypatch):
+    from django.db import connection
+
+    real = annoy_index._neighbours_of_every_item
+    first_inside = threading.Event()
+
+    def slow_first(*args, **kwargs):
+        if not first_inside.is_set():
+            first_inside.set()
+            time.sleep(1.0)  # the second rebuild starts meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(annoy_index, "_neighbours_of_every_item", slow_first)
+    builds = {}
+
+    def rebuild(name):
+        try:
+            builds[name] = rebuild_index()
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=rebuild, args=("first",))
+    first.start()
+    assert first_inside.wait(10)
+    second = threading.Thread(target=rebuild, args=("second",))
+    second.start()
+    first.join(30)
+    second.join(30)
+
+    assert {b.status for b in builds.values()} == {IndexBuild.Status.READY}
+    pointer = json.loads((annoy_index.index_dir() / annoy_index.POINTER_NAME).read_text())
+    assert pointer["build_id"] == builds["second"].pk  # the later rebuild is the one served
+    annoy_index.forget_loaded_index()
+    assert len(annoy_index.current_index()) == 30
