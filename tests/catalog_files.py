@@ -54,3 +54,45 @@ def stored_files(media_root):
     """Names of the files under media/products/."""
     folder = media_root / "products"
     return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+
+def raw_zip_bytes(members):
+    """A stored (uncompressed) zip archive of ``{name: bytes}`` written by hand, so names
+    the zipfile module refuses to write (an empty one) can be tested."""
+    import struct
+    import zlib
+
+    local, central, offset = b"", b"", 0
+    for name, data in members.items():
+        encoded, crc = name.encode(), zlib.crc32(data)
+        header = struct.pack(
+            "<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, len(data), len(data), len(encoded), 0
+        )
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                0,
+                0,
+                0,
+                crc,
+                len(data),
+                len(data),
+                len(encoded),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + encoded
+        )
+        record = header + encoded + data
+        local += record
+        offset += len(record)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(local), 0)
+    return local + central + end

@@ -21,14 +21,18 @@ IMAGES_FOLDER = "images"
 MAX_STYLES_BYTES = 200 * 1024 * 1024
 # Catalogue photos are tens of kB; the limit keeps a bad or hostile file from filling memory.
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# A real catalogue has one photo per product (44k) and a styles.csv; the totals below are
+# far above that and far below what a zip bomb claims.
+MAX_ARCHIVE_ENTRIES = 200_000
+MAX_ARCHIVE_BYTES = 50 * 1024 * 1024 * 1024
 _IMAGE_MEMBER = re.compile(r"(\d+)\.jpe?g", re.IGNORECASE)
 _DRIVE = re.compile(r"[A-Za-z]:")
 _IGNORED_FOLDERS = {"__MACOSX"}
 
 
 def _human(size):
-    for unit in ("bytes", "KB", "MB"):
-        if size < 1024 or unit == "MB":
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024
 
@@ -73,12 +77,25 @@ class FolderImages:
 
 
 def _safe_members(archive, description):
+    entries = archive.infolist()
+    if len(entries) > MAX_ARCHIVE_ENTRIES:
+        raise CatalogueFileError(
+            f"{description} was refused: it holds {len(entries)} entries, more than the "
+            f"{MAX_ARCHIVE_ENTRIES} a catalogue needs. Nothing was imported."
+        )
+    unpacked = sum(info.file_size for info in entries)
+    if unpacked > MAX_ARCHIVE_BYTES:
+        raise CatalogueFileError(
+            f"{description} was refused: it would unpack to {_human(unpacked)}, more than the "
+            f"{_human(MAX_ARCHIVE_BYTES)} allowed. Nothing was imported."
+        )
     unsafe = []
-    for info in archive.infolist():
+    for info in entries:
         name = info.filename
         parts = name.split("/")
         if (
-            name.startswith("/")
+            not name.strip("/")
+            or name.startswith("/")
             or "\\" in name
             or _DRIVE.match(name)
             or ".." in parts
@@ -88,7 +105,7 @@ def _safe_members(archive, description):
     if unsafe:
         shown = ", ".join(repr(name) for name in unsafe[:5])
         raise CatalogueFileError(
-            f"{description} was refused: it holds entries with absolute paths, '..' or symlinks "
+            f"{description} was refused: it holds entries with empty names, absolute paths, '..' or symlinks "
             f"({shown}{', ...' if len(unsafe) > 5 else ''}). Nothing was imported."
         )
     return [

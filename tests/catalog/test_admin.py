@@ -12,7 +12,14 @@ from django.urls import reverse
 
 from catalog.importing import import_catalogue
 from catalog.models import ImportRun, Product
-from tests.catalog_files import STYLES_HEADER, stored_files, styles_line, write_catalogue, zip_bytes
+from tests.catalog_files import (
+    STYLES_HEADER,
+    raw_zip_bytes,
+    stored_files,
+    styles_line,
+    write_catalogue,
+    zip_bytes,
+)
 from tests.factories import ProductFactory, UserFactory
 from tests.images import image_bytes
 
@@ -264,3 +271,13 @@ def test_product_list_shows_each_products_visual_search_status(staff_client, med
     assert html.count(">indexed<") == 1
     assert html.count(">waiting<") == 1
     assert html.count(">no image<") == 1
+
+
+def test_a_zip_entry_with_an_empty_name_is_refused_with_a_message(staff_client, media_root):
+    archive = raw_zip_bytes({"styles.csv": STYLES.encode(), "": image_bytes()})
+
+    response = staff_client.post(IMPORT_URL, {"archive": upload("empty-name.zip", archive)})
+
+    assert response.status_code == 200
+    assert b"empty names" in response.content
+    assert not Product.objects.exists()

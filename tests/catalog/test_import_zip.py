@@ -128,3 +128,23 @@ def test_oversized_image_in_a_zip_is_reported(tmp_path, media_root, monkeypatch)
 
     assert "larger than" in report.image_problems[0]["reason"]
     assert report.without_image == 2
+
+
+def test_an_archive_with_too_many_entries_is_refused(tmp_path, media_root, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_ARCHIVE_ENTRIES", 3)
+    archive = write_zip(
+        tmp_path / "many.zip", {"styles.csv": STYLES, **{f"images/{i}.jpg": b"x" for i in range(5)}}
+    )
+
+    with pytest.raises(CatalogueFileError, match="6 entries"):
+        import_catalogue(archive)
+    assert not Product.objects.exists()
+
+
+def test_an_archive_that_would_unpack_too_large_is_refused_before_reading(tmp_path, media_root, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_ARCHIVE_BYTES", 10_000)
+    bomb = write_zip(tmp_path / "bomb.zip", {"styles.csv": STYLES, "images/1.jpg": b"\0" * 50_000})
+
+    with pytest.raises(CatalogueFileError, match="would unpack to"):
+        import_catalogue(bomb)
+    assert stored_files(media_root) == []
