@@ -13,6 +13,25 @@ from .queueing import REBUILD_TASK, TRAIN_TASK, send_task
 from .versions import VersionNotUsable, activate_version, roll_back
 
 
+def task_button(model_admin, task, permission, started):
+    """The admin view behind a button that queues ``task`` (POST, for users with
+    ``permission``) and returns to the model's list with a message."""
+
+    def view(request):
+        if not request.user.has_perm(permission):
+            return redirect("admin:index")
+        if send_task(task):
+            model_admin.message_user(request, started)
+        else:
+            model_admin.message_user(
+                request, "The task queue is unreachable; try again later.", messages.ERROR
+            )
+        meta = model_admin.model._meta
+        return redirect(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
+
+    return model_admin.admin_site.admin_view(require_POST(view))
+
+
 @admin.register(Embedding)
 class EmbeddingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["product_id", "model_name", "short_checksum", "updated_at"]
@@ -45,18 +64,14 @@ class IndexBuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = [field.name for field in IndexBuild._meta.fields]
 
     def get_urls(self):
-        rebuild = self.admin_site.admin_view(require_POST(self.rebuild_view))
-        return [path("rebuild/", rebuild, name="recommender_indexbuild_rebuild")] + super().get_urls()
-
-    def rebuild_view(self, request):
         # Starting work is more than viewing builds: it takes the change permission.
-        if not request.user.has_perm("recommender.change_indexbuild"):
-            return redirect("admin:index")
-        if send_task(REBUILD_TASK):
-            self.message_user(request, "Index rebuild started; the new build appears here when it is ready.")
-        else:
-            self.message_user(request, "The task queue is unreachable; try again later.", messages.ERROR)
-        return redirect(reverse("admin:recommender_indexbuild_changelist"))
+        rebuild = task_button(
+            self,
+            REBUILD_TASK,
+            "recommender.change_indexbuild",
+            "Index rebuild started; the new build appears here when it is ready.",
+        )
+        return [path("rebuild/", rebuild, name="recommender_indexbuild_rebuild")] + super().get_urls()
 
 
 @admin.register(ProductView)
@@ -142,14 +157,10 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             )
 
     def get_urls(self):
-        train = self.admin_site.admin_view(require_POST(self.train_view))
+        train = task_button(
+            self,
+            TRAIN_TASK,
+            "recommender.add_modelversion",
+            "Training started; the new version appears here when it is measured.",
+        )
         return [path("train/", train, name="recommender_modelversion_train")] + super().get_urls()
-
-    def train_view(self, request):
-        if not request.user.has_perm("recommender.add_modelversion"):
-            return redirect("admin:index")
-        if send_task(TRAIN_TASK):
-            self.message_user(request, "Training started; the new version appears here when it is measured.")
-        else:
-            self.message_user(request, "The task queue is unreachable; try again later.", messages.ERROR)
-        return redirect(reverse("admin:recommender_modelversion_changelist"))
