@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from config.admin_mixins import ReadOnlyAdminMixin
+from config.request_limits import too_large
 from recommender.vector_store import current_embeddings
 
 from .filters import FACETS
@@ -20,8 +21,6 @@ from .importing.styles import MAX_ID
 from .models import ImportRun, Product
 from .stock import save_staff_edit
 
-# Multipart boundaries and headers around the uploaded files.
-UPLOAD_OVERHEAD_BYTES = 64 * 1024
 # Rows of a problem table shown on one page; the full list stays in the ImportRun.
 MAX_SHOWN_PROBLEMS = 500
 
@@ -170,19 +169,14 @@ class ProductAdmin(admin.ModelAdmin):
         """
         if not (self.has_add_permission(request) and self.has_change_permission(request)):
             raise PermissionDenied
-        if request.method == "POST":
+        if request.method == "POST" and too_large(request):
             limit = settings.CATALOG_UPLOAD_MAX_BYTES
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
-            if length > limit + UPLOAD_OVERHEAD_BYTES:
-                return self._render_import(
-                    request,
-                    CatalogueImportForm(),
-                    error=f"The upload is larger than the {filesizeformat(limit)} allowed. Nothing was imported.",
-                    status=413,
-                )
+            return self._render_import(
+                request,
+                CatalogueImportForm(),
+                error=f"The upload is larger than the {filesizeformat(limit)} allowed. Nothing was imported.",
+                status=413,
+            )
         return csrf_protect(self._import_upload)(request)
 
     def _import_upload(self, request):

@@ -24,6 +24,15 @@ def body_limit(path: str) -> int:
     return settings.PHOTO_UPLOAD_MAX_BYTES + OVERHEAD_BYTES
 
 
+def too_large(request) -> bool:
+    """Whether the request's Content-Length is over its path's limit (unread)."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return length > body_limit(request.path)
+
+
 class BodySizeLimitMiddleware:
     """413 for a request whose Content-Length is over the limit of its path, unread."""
 
@@ -32,17 +41,16 @@ class BodySizeLimitMiddleware:
 
     def __call__(self, request):
         # The catalogue import page answers its own 413, on its page.
-        if request.method in WRITES and not request.path.startswith(reverse("admin:catalog_product_import")):
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
+        if (
+            request.method in WRITES
+            and not request.path.startswith(reverse("admin:catalog_product_import"))
+            and too_large(request)
+        ):
             limit = body_limit(request.path)
-            if length > limit:
-                message = f"The request is larger than the {filesizeformat(limit - OVERHEAD_BYTES)} allowed."
-                if request.path.startswith("/api/"):
-                    return JsonResponse({"detail": message}, status=413)
-                return render(request, "413.html", {"message": message}, status=413)
+            message = f"The request is larger than the {filesizeformat(limit - OVERHEAD_BYTES)} allowed."
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": message}, status=413)
+            return render(request, "413.html", {"message": message}, status=413)
         return self.get_response(request)
 
 

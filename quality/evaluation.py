@@ -24,8 +24,7 @@ import numpy as np
 
 from catalog.importing.styles import read_styles
 from recommender import annoy_index
-from recommender.active_model import get_embedder, prepare_photo
-from recommender.embedding import InvalidImage, colour_descriptor
+from recommender.active_model import embed_photo_files
 from recommender.embedding.protocols import PHOTO_LABEL_TYPES, TOP_K, nearest_rows, shopper_photo_rows
 from recommender.vector_store import search_vectors
 
@@ -95,31 +94,6 @@ def catalogue_sample_rows(folder):
     return rows
 
 
-def embed_image_files(paths, embedder=None, batch_size=EVALUATION_BATCH_SIZE, progress=None):
-    """CNN and colour vectors of image files, as indexing computes them for products.
-
-    Returns ``(cnn, colour, failed)``: arrays with one row per readable file, and the
-    positions of files that could not be read.
-    """
-    embedder = embedder or get_embedder()
-    cnn_rows, colour_rows, failed = [], [], []
-    for start in range(0, len(paths), batch_size):
-        arrays = []
-        for position in range(start, min(start + batch_size, len(paths))):
-            try:
-                arrays.append(prepare_photo(paths[position]))
-            except (InvalidImage, OSError):
-                failed.append(position)
-        if arrays:
-            cnn_rows.append(embedder.embed_images(arrays, batch_size=batch_size))
-            colour_rows.append(np.stack([colour_descriptor(array) for array in arrays]))
-        if progress:
-            progress(min(start + batch_size, len(paths)))
-    if not cnn_rows:
-        return np.empty((0, 0), np.float32), np.empty((0, 0), np.float32), failed
-    return np.concatenate(cnn_rows), np.concatenate(colour_rows), failed
-
-
 def _labelled(keys, labels, cnn, colour, failed):
     keep = np.ones(len(keys), dtype=bool)
     keep[failed] = False
@@ -137,7 +111,7 @@ CATALOGUE_LABELS = ("article_type", "base_colour", "gender", "sub_category", "us
 def embed_catalogue_sample(folder, embedder=None, progress=None):
     """Vectors and labels (``CATALOGUE_LABELS``) of every product of a catalogue folder."""
     rows = catalogue_sample_rows(folder)
-    cnn, colour, failed = embed_image_files([row[1] for row in rows], embedder, progress=progress)
+    cnn, colour, failed = embed_photo_files([row[1] for row in rows], embedder, progress=progress)
     values = {row.id: row.values for row in read_styles((Path(folder) / "styles.csv").read_bytes()).rows}
     labels = {name: [values[row[0]].get(name, "") or "" for row in rows] for name in CATALOGUE_LABELS}
     return _labelled([row[0] for row in rows], labels, cnn, colour, failed)
@@ -146,7 +120,7 @@ def embed_catalogue_sample(folder, embedder=None, progress=None):
 def embed_shopper_photos(folder, embedder=None, include_kids=False, progress=None):
     """Vectors, label and "kids" flag of the usable shopper photos of a folder."""
     rows = shopper_photo_rows(folder, include_kids=include_kids)
-    cnn, colour, failed = embed_image_files([row[1] for row in rows], embedder, progress=progress)
+    cnn, colour, failed = embed_photo_files([row[1] for row in rows], embedder, progress=progress)
     labels = {"label": [row[2] for row in rows], "kids": [row[3] for row in rows]}
     return _labelled([row[0] for row in rows], labels, cnn, colour, failed)
 

@@ -10,7 +10,7 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .embedding import EMBEDDER_NAMES, Embedder, load_embedder, prepare_image
+from .embedding import EMBEDDER_NAMES, Embedder, InvalidImage, colour_descriptor, load_embedder, prepare_image
 from .vector_store import current_model_name
 
 
@@ -45,3 +45,29 @@ def prepare_photo(source, crop=None) -> np.ndarray:
     Raises recommender.embedding.InvalidImage with a message safe to show a shopper.
     """
     return prepare_image(source, max_pixels=settings.IMAGE_MAX_PIXELS, crop=crop)
+
+
+def embed_photo_files(paths, embedder=None, batch_size=64, progress=None):
+    """CNN and colour vectors of image files, as products' photos are embedded.
+
+    Returns ``(cnn, colour, failed)``: arrays with one row per readable file, and the
+    positions of files that could not be read. ``progress`` is called with the number
+    of files done after each batch.
+    """
+    embedder = embedder or get_embedder()
+    cnn_rows, colour_rows, failed = [], [], []
+    for start in range(0, len(paths), batch_size):
+        arrays = []
+        for position in range(start, min(start + batch_size, len(paths))):
+            try:
+                arrays.append(prepare_photo(paths[position]))
+            except (InvalidImage, OSError):
+                failed.append(position)
+        if arrays:
+            cnn_rows.append(embedder.embed_images(arrays, batch_size=batch_size))
+            colour_rows.append(np.stack([colour_descriptor(array) for array in arrays]))
+        if progress:
+            progress(min(start + batch_size, len(paths)))
+    if not cnn_rows:
+        return np.empty((0, 0), np.float32), np.empty((0, 0), np.float32), failed
+    return np.concatenate(cnn_rows), np.concatenate(colour_rows), failed

@@ -135,11 +135,8 @@ def _neighbours_of_every_item(index, count, search_k, rerank=None, block=1024):
             kept = [(other, d) for other, d in zip(found, distances) if other != item][:pool]
             candidates[row, : len(kept)] = [other for other, _ in kept]
             similarities[row, : len(kept)] = [1.0 - d * d / 2.0 for _, d in kept]
-        if rerank:
+        if rerank:  # missing candidates (-1, similarity -inf) stay last
             candidates = rerank(items, candidates, similarities)
-            candidates = np.array(
-                [[c for c in row if c >= 0] + [-1] * int((row < 0).sum()) for row in candidates]
-            )
         neighbours[items] = candidates[:, :width]
     return neighbours
 

@@ -16,10 +16,9 @@ from catalog.serializers import ProductSerializer
 from config.throttling import PhotoSearchThrottle
 from shop.services import cart_lines, get_cart
 
-from .embedding import InvalidImage, parse_crop
-from .forms import CROP_FIELDS
+from .embedding import InvalidImage
 from .neighbours import MAX_RESULTS, RESULT_FILTERS, result_filters
-from .photo_search import read_photo, search_with
+from .photo_search import crop_from, read_photo, search_with
 from .recommendations import recommended_for
 from .similar import similar_products
 
@@ -75,13 +74,10 @@ class PhotoSearchInput(SearchOptions):
     crop_height = serializers.FloatField(required=False, help_text="Height of the part to search (0 to 1).")
 
     def validate(self, data):
-        box = [data.get(name) for name in CROP_FIELDS]
-        data["crop"] = None
-        if any(value is not None for value in box):
-            try:
-                data["crop"] = parse_crop(*box)
-            except ValueError as exc:
-                raise ValidationError({"crop": [str(exc)]}) from exc
+        try:
+            data["crop"] = crop_from(data)
+        except ValueError as exc:
+            raise ValidationError({"crop": [str(exc)]}) from exc
         return data
 
     def validate_image(self, image):

@@ -6,12 +6,11 @@ from catalog.filters import FACET_LABELS, FACETS
 from catalog.importing.images import photo_upload_limit_exceeded
 from catalog.models import Product
 
-from .embedding import parse_crop
 from .neighbours import RESULT_FILTERS, result_filters
+from .photo_search import crop_from
 
 # image/* lets phones offer the camera as well as the gallery; Pillow decides what is an image.
 IMAGE_TYPES = "image/*"
-CROP_FIELDS = ("crop_x", "crop_y", "crop_width", "crop_height")
 # Result filters offered as lists on the page; the others come from "Looks like" chips.
 CHOSEN_FROM_LISTS = ("gender", "masterCategory")
 
@@ -67,13 +66,10 @@ class PhotoSearchForm(forms.Form):
         data = super().clean()
         if not data.get("photo") and not data.get("product") and not data.get("refine") and not self.errors:
             raise forms.ValidationError("Choose a photo to search with.")
-        box = [data.get(name) for name in CROP_FIELDS]
-        data["crop"] = None
-        if any(box):
-            try:
-                data["crop"] = parse_crop(*box)
-            except ValueError as exc:
-                raise forms.ValidationError(str(exc)) from exc
+        try:
+            data["crop"] = crop_from(data)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
         return data
 
     def filter_fields(self):

@@ -15,7 +15,7 @@ import numpy as np
 from django.conf import settings
 from django.db.models import Count, Max, QuerySet
 
-from catalog.filters import FACETS
+from catalog.filters import ProductFilter
 from catalog.models import Product
 
 from . import annoy_index
@@ -44,12 +44,10 @@ def result_filters(data: Mapping) -> dict[str, str]:
 
 
 def filter_products(queryset: QuerySet, filters: Mapping | None) -> QuerySet:
-    """``queryset`` narrowed by result filters (parameter name -> value)."""
-    for param in RESULT_FILTERS:
-        value = (filters or {}).get(param)
-        if value:
-            queryset = queryset.filter(**{FACETS[param]: value})
-    return queryset
+    """``queryset`` narrowed by result filters (parameter name -> value), as the catalogue's
+    own FilterSet narrows the list page."""
+    chosen = result_filters(filters or {})
+    return ProductFilter(chosen, queryset=queryset).qs if chosen else queryset
 
 
 _exact_cache = {"key": None, "data": None}

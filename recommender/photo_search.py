@@ -18,9 +18,11 @@ from catalog.models import Product
 
 from . import active_model
 from .active_model import prepare_photo
-from .embedding import colour_descriptor
+from .embedding import colour_descriptor, parse_crop
 from .neighbours import product_vector, products_near, serving_space
 
+# The crop box as request parameters (fractions of the photo), on the page and the API.
+CROP_FIELDS = ("crop_x", "crop_y", "crop_width", "crop_height")
 # What the trained head may say it sees, as the result filter each refines by.
 LOOKS_LIKE = {"article_type": "articleType", "base_colour": "baseColour"}
 # Predictions less likely than this are not shown.
@@ -51,6 +53,17 @@ class PhotoResults:
     products: list
     # [{"param", "label", "value", "probability"}]: what the model thinks it sees.
     looks_like: list = field(default_factory=list)
+
+
+def crop_from(data: Mapping) -> tuple[float, float, float, float] | None:
+    """The crop box in request data (``CROP_FIELDS``), checked; None when none was sent.
+
+    Raises ValueError with a message for the shopper or API client for a bad box.
+    """
+    box = [data.get(name) for name in CROP_FIELDS]
+    if all(value in (None, "") for value in box):
+        return None
+    return parse_crop(*box)
 
 
 def read_photo(data: bytes, crop=None) -> PhotoQuery:

@@ -49,11 +49,14 @@ def queue_embedding(product_ids: Iterable[int]) -> None:
     The request is a row written in the caller's transaction: a rolled-back save leaves
     nothing to embed, and many saves in one transaction go out together.
     """
+    if _record_pending(product_ids):
+        transaction.on_commit(send_pending_embeddings)
+
+
+def _record_pending(product_ids: Iterable[int]) -> int:
     rows = [PendingEmbedding(product_id=int(pk)) for pk in product_ids]
-    if not rows:
-        return
     PendingEmbedding.objects.bulk_create(rows, ignore_conflicts=True)
-    transaction.on_commit(send_pending_embeddings)
+    return len(rows)
 
 
 def send_pending_embeddings() -> int:
@@ -106,10 +109,7 @@ def run_requested_rebuild() -> IndexBuild | None:
 def sweep() -> dict:
     """Queue whatever was missed (a dead broker, a lost message) and refresh a stale index."""
     missed = refresh.products_needing_embedding()
-    if missed:
-        PendingEmbedding.objects.bulk_create(
-            [PendingEmbedding(product_id=pk) for pk in missed], ignore_conflicts=True
-        )
+    if _record_pending(missed):
         send_pending_embeddings()
     stale = refresh.index_is_stale()
     if stale:

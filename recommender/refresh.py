@@ -194,10 +194,10 @@ def rebuild_index(model_name: str | None = None, n_trees: int | None = None) -> 
 def _type_reranking(space, vectors, ids):
     """The build's re-ranking of stored neighbour lists in a trained space (None otherwise):
     the same rule searches apply to their candidates."""
-    if space.head is None:
+    if not space.reranks:
         return None
     type_of = dict(Product.objects.filter(pk__in=ids.tolist()).values_list("pk", "article_type"))
-    item_types = np.array([space.head.type_index.get(type_of.get(int(pk)), -1) for pk in ids], dtype=np.int64)
+    item_types = space.type_numbers([type_of.get(int(pk)) for pk in ids])
 
     def rerank(items, candidates, similarities):
         types = np.where(candidates >= 0, item_types[np.maximum(candidates, 0)], -1)

@@ -37,33 +37,40 @@ class SearchSpace:
         """What an index build records to find this space again."""
         return {"space": self.name, "version_id": self.version_id}
 
+    @property
+    def reranks(self) -> bool:
+        """Whether searches in this space re-rank their candidates (a trained head)."""
+        return self.head is not None
+
+    def type_numbers(self, article_types) -> np.ndarray:
+        """The head's number of each article type (-1 unknown, or no head)."""
+        index = self.head.type_index if self.head is not None else {}
+        return np.array([index.get(t, -1) for t in article_types], dtype=np.int64)
+
     def rerank(self, query, candidates) -> list:
-        """``candidates`` [(product, cosine similarity)] best first for a query vector:
-        cosine + rerank weight * log p(candidate's article type | query)."""
-        if self.head is None or not candidates:
-            return [product for product, _ in sorted(candidates, key=lambda pair: -pair[1])]
-        log_probs = self.head.log_probs(query)[0]
-        floor = float(log_probs.min())
-        weight = self.head.rerank_weight
-
-        def score(pair):
-            product, similarity = pair
-            index = self.head.type_index.get(product.article_type)
-            return similarity + weight * (log_probs[index] if index is not None else floor)
-
-        return [product for product, _ in sorted(candidates, key=score, reverse=True)]
+        """``candidates`` [(product, cosine similarity)] best first for one query vector."""
+        if not candidates:
+            return []
+        products = [product for product, _ in candidates]
+        order = self.rerank_rows(
+            np.atleast_2d(query),
+            np.arange(len(products))[None],
+            np.array([[similarity for _, similarity in candidates]], dtype=np.float32),
+            self.type_numbers([product.article_type for product in products])[None],
+        )[0]
+        return [products[i] for i in order]
 
     def rerank_rows(self, query_rows, candidate_rows, similarities, candidate_types) -> np.ndarray:
-        """Batch form of :meth:`rerank` for index builds: candidate row numbers re-ordered
-        per query row. ``candidate_types`` are article type numbers of the head (-1 unknown)."""
-        if self.head is None:
-            return candidate_rows
-        log_probs = self.head.log_probs(query_rows)
-        floor = log_probs.min(axis=1, keepdims=True)
-        safe = np.maximum(candidate_types, 0)
-        bonus = np.where(candidate_types >= 0, np.take_along_axis(log_probs, safe, axis=1), floor)
-        order = np.argsort(-(similarities + self.head.rerank_weight * bonus), axis=1, kind="stable")
-        return np.take_along_axis(candidate_rows, order, axis=1)
+        """Candidate row numbers best first, one row per query row: by cosine, plus, in a
+        trained space, rerank weight * log p(candidate's article type | query).
+        ``candidate_types`` are :meth:`type_numbers`; a -inf similarity stays last."""
+        score = np.asarray(similarities, dtype=np.float64)
+        if self.head is not None:
+            log_probs = self.head.log_probs(query_rows)
+            floor = log_probs.min(axis=1, keepdims=True)
+            known = np.take_along_axis(log_probs, np.maximum(candidate_types, 0), axis=1)
+            score = score + self.head.rerank_weight * np.where(candidate_types >= 0, known, floor)
+        return np.take_along_axis(candidate_rows, np.argsort(-score, axis=1, kind="stable"), axis=1)
 
 
 def default_space(backbone: str) -> SearchSpace:
@@ -71,13 +78,17 @@ def default_space(backbone: str) -> SearchSpace:
 
 
 def version_space(version: ModelVersion) -> SearchSpace:
-    """The space of a trained version (its head loaded once per process)."""
-    return SearchSpace(
-        name=version.space_name,
-        backbone=version.backbone,
-        version_id=version.pk,
-        head=load_head(version_weights_path(version.weights_file)),
-    )
+    """The space of a trained version, its head read once per process (a version's file
+    never changes)."""
+    with _spaces_lock:
+        if version.pk not in _spaces:
+            _spaces[version.pk] = SearchSpace(
+                name=version.space_name,
+                backbone=version.backbone,
+                version_id=version.pk,
+                head=HeadWeights.load(version_weights_path(version.weights_file)),
+            )
+        return _spaces[version.pk]
 
 
 def active_space(backbone: str) -> SearchSpace:
@@ -91,36 +102,23 @@ def space_of_build(metadata: dict, backbone: str) -> SearchSpace:
     version_id = metadata.get("version_id")
     if version_id is None:
         return default_space(backbone)
-    if version_id not in _build_spaces:  # a version never changes: look it up once
-        version = ModelVersion.objects.filter(pk=version_id).first()
-        if version is None or not version.weights_file:
-            raise LookupError(f"the index was built with model version {version_id}, which is gone")
-        _build_spaces[version_id] = version_space(version)
-    return _build_spaces[version_id]
-
-
-_build_spaces = {}
+    if version_id in _spaces:  # no query on the hot path once the version is known
+        return _spaces[version_id]
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None or not version.weights_file:
+        raise LookupError(f"the index was built with model version {version_id}, which is gone")
+    return version_space(version)
 
 
 def version_weights_path(name: str) -> Path:
     return Path(settings.MODEL_VERSIONS_DIR) / name
 
 
-_heads = {}
-_heads_lock = threading.Lock()
-
-
-def load_head(path: Path) -> HeadWeights:
-    """A version's head, read once per process (a version's file never changes)."""
-    key = str(path)
-    with _heads_lock:
-        if key not in _heads:
-            _heads[key] = HeadWeights.load(path)
-        return _heads[key]
+_spaces = {}
+_spaces_lock = threading.Lock()
 
 
 def forget_loaded_spaces() -> None:
     """Drop the process's cached versions and heads (tests, where ids are reused)."""
-    with _heads_lock:
-        _heads.clear()
-        _build_spaces.clear()
+    with _spaces_lock:
+        _spaces.clear()

@@ -10,7 +10,6 @@ trains). The result is stored as a ModelVersion and activated only when it is be
 
 import hashlib
 import json
-import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -19,19 +18,16 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
 
 from catalog.models import Product
 
 from . import active_model, refresh
-from .embedding import InvalidImage, colour_descriptor, protocols
+from .embedding import protocols
 from .embedding.head import HeadConfig, TrainingSet, head_inputs, train_head
 from .models import ModelVersion
 from .search_space import SearchSpace, active_space, version_space, version_weights_path
 from .vector_store import current_embeddings, current_model_name, stored_features
 from .versions import activate_version
-
-logger = logging.getLogger(__name__)
 
 MIN_TRAINING_PRODUCTS = 40
 MIN_TYPES = 2
@@ -120,17 +116,11 @@ def load_shopper_photos(folder, progress: Callable[[str], object] | None = None)
     rows = protocols.shopper_photo_rows(folder)
     if not rows:
         raise TrainingRefused(f"{folder} holds no labelled shopper photos (images.csv + images/<name>.jpg)")
-    arrays, kept = [], []
-    for row in rows:
-        try:
-            arrays.append(active_model.prepare_photo(row[1]))
-            kept.append(row)
-        except (InvalidImage, OSError) as exc:
-            logger.warning("Skipping shopper photo %s: %s", row[1], exc)
     if progress:
-        progress(f"Embedding {len(kept)} shopper photos...")
-    cnn = active_model.get_embedder().embed_images(arrays, batch_size=32)
-    colour = np.stack([colour_descriptor(array) for array in arrays])
+        progress(f"Embedding {len(rows)} shopper photos...")
+    cnn, colour, failed = active_model.embed_photo_files([row[1] for row in rows])
+    unreadable = set(failed)
+    kept = [row for position, row in enumerate(rows) if position not in unreadable]
     licence_file = Path(folder) / "LICENSE"
     licence = (
         licence_file.read_text(errors="replace").strip().splitlines()[0] if licence_file.exists() else ""
@@ -226,13 +216,12 @@ def evaluate(
 
 
 def _ranked_neighbours(space, queries, vectors, types, k, exclude=None):
-    pool = min(EVALUATION_POOL, len(vectors) - 1) if space.head is not None else k
+    pool = min(EVALUATION_POOL, len(vectors) - 1) if space.reranks else k
     candidates = protocols.nearest_rows(queries, vectors, pool, exclude=exclude)
-    if space.head is None:
-        return candidates[:, :k]
+    if not space.reranks:
+        return candidates
     similarities = np.take_along_axis(queries @ vectors.T, candidates, axis=1)
-    type_numbers = np.array([space.head.type_index.get(t, -1) for t in types], dtype=np.int64)
-    return space.rerank_rows(queries, candidates, similarities, type_numbers[candidates])[:, :k]
+    return space.rerank_rows(queries, candidates, similarities, space.type_numbers(types)[candidates])[:, :k]
 
 
 def score(metrics: dict) -> float:
@@ -315,8 +304,7 @@ def train_recommender(
     shutil.rmtree(checkpoints, ignore_errors=True)
     activated = bool(activate and better)
     if activated:
-        with transaction.atomic():
-            activate_version(version)
+        activate_version(version)
         version.refresh_from_db()
         say("The new version is better: activated; rebuilding the index in its space...")
         refresh.rebuild_index()
