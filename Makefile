@@ -29,10 +29,11 @@ install-dev: $(VENV)/.installed-dev
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-## Set up everything and run the storefront on http://127.0.0.1:8000 (embedded mode).
+## Set up everything and run the storefront on http://127.0.0.1:8000 (embedded mode):
+## the web server and a background worker that needs no server of its own.
 run: migrate
 	$(PY) manage.py bootstrap_demo
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) -m scripts.run_embedded $(HOST):$(PORT)
 
 ## Run the whole test suite (SQLite; PostgreSQL too with DATABASE_URL set).
 test: install-dev browser

@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite."""
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,11 @@ def media_root(settings, tmp_path):
     """A fresh, empty media folder for this test, so stored files can be counted."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def unused_port():
+    """A TCP port on loopback that nothing listens on (for servers a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -10,7 +10,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 def run_manage(*args, **env):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    full_env.update(DJANGO_SETTINGS_MODULE="config.settings.production", **env)
+    full_env.update({"DJANGO_SETTINGS_MODULE": "config.settings.production", **env})
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=PROJECT,
@@ -51,3 +51,31 @@ def test_debug_cannot_be_switched_on_in_production(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "DEBUG False" in result.stdout
+
+
+def _embedded_settings(tmp_path, **env):
+    result = run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings as s; "
+        "print(s.CELERY_BROKER_URL, s.CELERY_TASK_ALWAYS_EAGER, s.CACHES['default']['BACKEND'])",
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        DATA_DIR=str(tmp_path),
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1].split()
+
+
+def test_embedded_mode_sends_tasks_to_a_worker_through_a_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("CELERY_TASK_ALWAYS_EAGER", raising=False)
+    broker, eager, cache = _embedded_settings(tmp_path)
+    assert broker.startswith("filesystem://") and eager == "False"
+    assert cache.endswith("FileBasedCache")  # the worker and the web server share it
+    assert (tmp_path / "broker" / "queue").is_dir()
+
+
+def test_tasks_run_in_process_when_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert _embedded_settings(tmp_path, CELERY_TASK_ALWAYS_EAGER="1")[1] == "True"

@@ -25,6 +25,15 @@ def env_list(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def folder_broker_options(folder):
+    """kombu's filesystem transport: messages are files in ``folder`` shared by the web
+    server and the worker on one machine."""
+    for name in ("queue", "control"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    queue = str(folder / "queue")
+    return {"data_folder_in": queue, "data_folder_out": queue, "control_folder": str(folder / "control")}
+
+
 # Runtime data (SQLite database, index files, converted model weights) lives here.
 DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "var"))
 
@@ -45,12 +54,15 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "health_check",
     "catalog",
     "shop",
     "recommender",
 ]
 
 MIDDLEWARE = [
+    # First: every request is logged and timed, the ones refused by the next ones too.
+    "config.request_logging.RequestLogMiddleware",
     "config.request_limits.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -178,23 +190,35 @@ CATALOG_DEFAULT_STOCK = int(os.environ.get("CATALOG_DEFAULT_STOCK", "25"))
 DEMO_CATALOG_SIZE = int(os.environ.get("DEMO_CATALOG_SIZE", "240"))
 CART_MAX_QUANTITY = 99
 
-# Celery: with REDIS_URL set, tasks go to Redis and run in `celery worker` processes;
-# without it they run eagerly in the web process (embedded mode).
+# Celery: with REDIS_URL set, tasks go to Redis and run in `celery worker` processes.
+# Without it (embedded mode) they go through a folder under DATA_DIR to the worker that
+# `make run` starts next to the web server, so no request ever embeds or rebuilds.
+# CELERY_TASK_ALWAYS_EAGER=1 runs tasks in the calling process instead (scripts, tests).
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_RESULT_BACKEND = REDIS_URL or None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+BROKER_DIR = DATA_DIR / "broker"
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost//"
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
+# Nothing reads task results; without a result backend a dead Redis cannot stall a send.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
-# A message taken by a worker that dies is handed to another worker after this long.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
-}
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# Redis: a message taken by a worker that dies is handed to another worker after
+# visibility_timeout; an unreachable Redis fails a send within the socket timeouts.
+REDIS_SOCKET_TIMEOUT = float(os.environ.get("REDIS_SOCKET_TIMEOUT", "1"))
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "max_retries": 0,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = folder_broker_options(BROKER_DIR)
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_SOCKET_TIMEOUT
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -222,17 +246,44 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-embeddings": {"task": "recommender.tasks.sweep", "schedule": 15 * 60},
 }
 
+# LOG_FORMAT=json: one JSON object per line (request logs carry their fields as keys).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "asctime,levelname,name,message",
+            "style": ",",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
-# Django's cache backs the index rebuild debounce; with REDIS_URL it is shared by every
-# web and worker process.
+# Django's cache backs the index rebuild debounce and the rate limits, so it is shared by
+# every web and worker process: Redis in services mode, a folder in embedded mode. A Redis
+# that is down or slow answers as a cache miss within REDIS_SOCKET_TIMEOUT (see
+# config/cache.py) instead of failing the request.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "config.cache.ForgivingRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            },
+        }
+    }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": DATA_DIR / "cache",
+        }
+    }

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F401,F403
-from .base import DATABASES
+from .base import DATABASES, REDIS_URL, env_bool, folder_broker_options
 
 SECRET_KEY = "test-only-key"
 DEBUG = False
@@ -17,6 +17,17 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TEST_DATA_DIR = Path(os.environ.get("TEST_DATA_DIR") or tempfile.mkdtemp(prefix="shop-test-"))
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT") or TEST_DATA_DIR / "media")
 INDEX_DIR = Path(os.environ.get("INDEX_DIR") or TEST_DATA_DIR / "index")
+# Tasks run in the test's own process unless a test starts real workers.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
+BROKER_DIR = TEST_DATA_DIR / "broker"
+if not REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = folder_broker_options(BROKER_DIR)
+    # A worker process started by a test shares the folder cache with the test.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        if CELERY_TASK_ALWAYS_EAGER
+        else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": TEST_DATA_DIR / "cache"}
+    }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
