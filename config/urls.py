@@ -4,7 +4,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import health
+
 urlpatterns = [
+    path("health/live/", health.live, name="health-live"),
+    path("health/ready/", health.ReadinessView.as_view(), name="health-ready"),
     path("admin/", admin.site.urls),
     path("accounts/", include("shop.account_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
