@@ -6,13 +6,19 @@ transaction per batch. A rejected row is never written; if the database refuses 
 its rows are retried one by one so only the offending row is lost (and reported).
 
 Images go through Django's storage as ``products/<id>.jpg``. An image whose sha256
-equals ``Product.image_checksum`` (and whose file is still there) is not written again;
-a changed image replaces the old file, which is deleted first so the storage keeps the
-exact name instead of adding a suffix. A broken image never rejects its row: the row is
-imported without the new image (a product that had one keeps it) and the problem is
-reported with the row's line number.
+equals ``Product.image_checksum`` (and whose file is still there) is not written again.
+A new or changed image is first written under a temporary name beside its final one and
+moved into place only once its row is committed, so a refused row or a rolled-back batch
+leaves every product with the file its row describes (and no file for a row that was
+never written). A broken image never rejects its row: the row is imported without the
+new image (a product that had one keeps it) and the problem is reported with the row's
+line number.
+
+Each batch commits on its own: call ``import_catalogue`` outside any transaction.
 """
 
+import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike
@@ -97,6 +103,9 @@ class _Pending:
     new_image: bool = False
     without_image: bool = False
     image_problem: dict | None = None
+    # The new image's temporary file until its row commits, and the file it replaces.
+    staged: str | None = None
+    replaced: str = ""
 
 
 _IMAGE_FIELD = Product._meta.get_field("image")
@@ -172,15 +181,42 @@ def _store_image(pending, catalogue, storage):
     if digest == product.image_checksum and _has_stored_image(product, storage):
         return
     name = _IMAGE_FIELD.generate_filename(product, f"{product.id}.jpg")
-    for old in {product.image.name, name} - {""}:
-        storage.delete(old)
-    product.image.name = storage.save(name, ContentFile(data))
+    pending.staged = storage.save(f"{name}.{secrets.token_hex(8)}.part", ContentFile(data))
+    pending.replaced = product.image.name
+    product.image.name = name
     product.image_checksum = digest
     pending.changed |= {"image", "image_checksum"}
     pending.new_image = True
 
 
-def _save_batch(pending):
+def _publish(items, storage):
+    """Move the committed rows' new images into place, then announce the rows."""
+    for item in items:
+        if item.staged is None:
+            continue
+        name = item.product.image.name
+        try:
+            os.replace(storage.path(item.staged), storage.path(name))
+        except NotImplementedError:  # a storage without local files
+            with storage.open(item.staged) as staged:
+                storage.delete(name)
+                storage.save(name, staged)
+            storage.delete(item.staged)
+        item.staged = None
+        if item.replaced and item.replaced != name:
+            storage.delete(item.replaced)
+    _announce(items)
+
+
+def _discard(items, storage):
+    """Delete the new images of rows that were not committed."""
+    for item in items:
+        if item.staged is not None:
+            storage.delete(item.staged)
+            item.staged = None
+
+
+def _save_batch(pending, storage):
     """Write a batch in one transaction; returns the rows the database refused."""
     now = timezone.now()
     creates = [item.product for item in pending if item.is_new]
@@ -193,13 +229,13 @@ def _save_batch(pending):
             Product.objects.bulk_create(creates)
             if updates:
                 Product.objects.bulk_update([item.product for item in updates], fields, batch_size=100)
-            _announce(pending)
-        return []
     except DatabaseError:
-        return _save_one_by_one(pending)
+        return _save_one_by_one(pending, storage)
+    _publish(pending, storage)
+    return []
 
 
-def _save_one_by_one(pending):
+def _save_one_by_one(pending, storage):
     refused = []
     for item in pending:
         if not item.is_new and not item.changed:
@@ -210,14 +246,15 @@ def _save_one_by_one(pending):
                     item.product.save()
                 else:
                     item.product.save(update_fields=item.changed | {"updated_at"})
-                _announce([item])
         except DatabaseError as error:
             refused.append((item, f"could not be saved ({error})"))
+            continue
+        _publish([item], storage)
     return refused
 
 
 def _announce(pending):
-    # After commit, so listeners (embedding tasks) see the rows and image files.
+    # After commit, once the image files are in place: listeners (embedding tasks) read both.
     product_ids = [item.product.id for item in pending if item.is_new or item.new_image]
     if product_ids:
         transaction.on_commit(lambda: products_imported.send(sender=Product, product_ids=product_ids))
@@ -227,15 +264,18 @@ def _import_batch(rows, catalogue, report, is_demo):
     existing = Product.objects.in_bulk([row.id for row in rows])
     storage = _IMAGE_FIELD.storage
     pending = []
-    for row in rows:
-        product = existing.get(row.id)
-        if product is None:
-            item = _Pending(row, _new_product(row, is_demo), is_new=True, changed=set())
-        else:
-            item = _Pending(row, product, is_new=False, changed=_apply_row(product, row, is_demo))
-        _store_image(item, catalogue, storage)
-        pending.append(item)
-    refused = {id(item): reason for item, reason in _save_batch(pending)}
+    try:
+        for row in rows:
+            product = existing.get(row.id)
+            if product is None:
+                item = _Pending(row, _new_product(row, is_demo), is_new=True, changed=set())
+            else:
+                item = _Pending(row, product, is_new=False, changed=_apply_row(product, row, is_demo))
+            pending.append(item)
+            _store_image(item, catalogue, storage)
+        refused = {id(item): reason for item, reason in _save_batch(pending, storage)}
+    finally:
+        _discard(pending, storage)  # the new images of refused rows, or of a failed batch
     for item in pending:
         reason = refused.get(id(item))
         if reason:
