@@ -1,8 +1,10 @@
 """A real headless Chromium (Debian's package) driven by Playwright against live_server."""
 
 import os
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -16,6 +18,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Step screenshots of browser journeys, kept by CI as artifacts (git-ignored).
+SCREENSHOT_DIR = Path(
+    os.environ.get("SCREENSHOT_DIR") or Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+)
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +67,36 @@ def mobile_page(chromium):
     page.set_default_timeout(15000)
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def cnn():
+    """The real image model, loaded once per run and already run on one photo: TensorFlow
+    prepares its graph on the first call, which would otherwise land in a page request."""
+    from recommender.active_model import get_embedder
+
+    embedder = get_embedder()
+    embedder.embed_one(np.zeros((224, 224, 3), dtype=np.uint8))
+    return embedder
+
+
+@pytest.fixture
+def step_screenshots():
+    """``step_screenshots(page, folder)`` gives ``shoot(step)``, which saves a full-page PNG
+    of the page as ``SCREENSHOT_DIR/<folder>/<nn>-<step>.png``, numbered in order."""
+
+    def start(page, folder):
+        folder = SCREENSHOT_DIR / folder
+        shutil.rmtree(folder, ignore_errors=True)  # no shots of an earlier run mixed in
+        folder.mkdir(parents=True)
+        taken = []
+
+        def shoot(step):
+            taken.append(step)
+            path = folder / f"{len(taken):02d}-{step}.png"
+            page.screenshot(path=path, full_page=True)
+            return path
+
+        return shoot
+
+    return start

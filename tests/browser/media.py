@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from django.conf import settings
+from playwright.sync_api import expect
 
 
 def serve_media(page):
@@ -21,3 +22,9 @@ def serve_media(page):
             route.fulfill(status=404, body="not found")
 
     page.route(f"**/{settings.MEDIA_URL.strip('/')}/**", answer)
+
+
+def assert_photo_shown(image):
+    """The <img> has loaded and decoded a real picture (a broken one has no width)."""
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("(img) => img.naturalWidth") > 0, image.get_attribute("src")
