@@ -48,14 +48,15 @@ class CartChange:
 
 
 def _open_user_cart(user, create):
-    cart = Cart.objects.filter(user=user, status=Cart.Status.OPEN).first()
-    if cart is None and create:
+    while True:
+        cart = Cart.objects.filter(user=user, status=Cart.Status.OPEN).first()
+        if cart is not None or not create:
+            return cart
         try:
             with transaction.atomic():
-                cart = Cart.objects.create(user=user)
-        except IntegrityError:  # a concurrent request created it first
-            cart = Cart.objects.get(user=user, status=Cart.Status.OPEN)
-    return cart
+                return Cart.objects.create(user=user)
+        except IntegrityError:  # a concurrent request created it first: take that one
+            continue
 
 
 def get_cart(request: HttpRequest, *, create: bool = False) -> Cart | None:
@@ -196,9 +197,26 @@ def remove_from_cart(cart: Cart, product_id: ProductId) -> CartChange:
     return set_quantity(cart, product_id, 0)
 
 
+def _locked_open_user_cart(user):
+    """The user's open cart (created when there is none), locked until the transaction ends."""
+    while True:
+        cart = _open_user_cart(user, create=True)
+        locked = Cart.objects.select_for_update().filter(pk=cart.pk, status=Cart.Status.OPEN).first()
+        if locked is not None:
+            return locked
+        # Checked out between finding and locking it: the next open cart takes the lines.
+
+
 @transaction.atomic
 def merge_session_cart(request: HttpRequest, user: AbstractBaseUser) -> Cart | None:
-    """Fold the visitor's session cart into the user's open cart (called at login)."""
+    """Fold the visitor's session cart into the user's open cart (called at login).
+
+    Both carts stay locked until the merge commits (the visitor's first, then the user's,
+    so two logins cannot deadlock): a concurrent checkout of the user's cart either waits
+    and orders the merged lines with their stock, or has finished and the lines go to a
+    new open cart; a second login with the same session finds its cart already merged, and
+    one with another session adds its lines after this one.
+    """
     cart_id = request.session.pop(SESSION_CART_KEY, None)
     if not cart_id:
         return None
@@ -209,20 +227,21 @@ def merge_session_cart(request: HttpRequest, user: AbstractBaseUser) -> Cart | N
     )
     if visitor_cart is None:
         return None
-    user_cart = _open_user_cart(user, create=True)
+    user_cart = _locked_open_user_cart(user)
+    existing = {item.product_id: item for item in user_cart.items.all()}
     for item in visitor_cart.items.select_related("product"):
-        existing = CartItem.objects.filter(cart=user_cart, product=item.product).first()
-        wanted = item.quantity + (existing.quantity if existing else 0)
-        quantity, _ = _bounded_quantity(item.product, wanted)
+        line = existing.get(item.product_id)
+        quantity, _ = _bounded_quantity(item.product, item.quantity + (line.quantity if line else 0))
         if quantity == 0:
             continue
-        if existing:
-            existing.quantity = quantity
-            existing.save(update_fields=["quantity"])
+        if line:
+            line.quantity = quantity
+            line.save(update_fields=["quantity"])
         else:
             CartItem.objects.create(cart=user_cart, product=item.product, quantity=quantity)
     visitor_cart.status = Cart.Status.MERGED
     visitor_cart.save(update_fields=["status", "updated_at"])
+    user_cart.save(update_fields=["updated_at"])
     return user_cart
 
 

@@ -1,19 +1,27 @@
-"""Real concurrent checkouts against PostgreSQL: the last pieces are never sold twice.
+"""Real concurrent checkouts and logins against PostgreSQL: the last pieces are never sold
+twice, and a cart merged at login loses, doubles or smuggles nothing into an order.
 
 Each buyer is a separate test client in its own thread with its own database connection;
-a barrier releases all checkout requests at the same moment.
+a barrier releases all checkout requests at the same moment. The merge tests pause one
+request inside the cart service until the other one has finished or waits for a lock, so
+each interleaving happens every time.
 """
 
 import copy
 import threading
+import time
+from collections import Counter
 
+import psycopg
 import pytest
 from django.db import connection
+from django.db.backends.signals import connection_created
 from django.test import Client
 from django.urls import reverse
 
 from catalog.models import Product
-from shop.models import Cart, Order, OrderItem
+from shop import services
+from shop.models import Cart, CartItem, Order, OrderItem
 from tests.factories import SHIPPING, CartFactory, CartItemFactory, ProductFactory, UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -117,3 +125,212 @@ def test_the_same_checkout_submitted_four_times_at_once_places_one_order():
     urls = [response.url for response in responses]
     assert confirmation in urls
     assert set(urls) <= {confirmation, reverse("shop:order_history")}
+
+
+# --- Cart merge at login against a checkout or another login of the same account ---
+
+LOGIN_URL = reverse("login")
+PASSWORD = "correct horse battery"  # tests.factories.UserFactory
+
+
+class Interleaving:
+    """Runs named requests in threads; ``pause_in(hook, name)`` stops thread ``name`` at
+    its first call of ``shop.services.<hook>`` until every other thread has finished, is
+    paused too, or is waiting for a database lock (seen in pg_stat_activity)."""
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+        # Each thread's backend, also when Django reconnects during a request.
+        connection_created.connect(self._remember_backend, weak=False)
+        self.names, self.pids, self.paused, self.done = set(), {}, set(), set()
+        self.reached = {}  # thread name -> threading.Event, set when it pauses
+        self.responses, self.errors = {}, []
+        self.threads = []
+
+    def pause_in(self, hook, name):
+        original = getattr(services, hook)
+        self.reached[name] = threading.Event()
+
+        def paused(*args, **kwargs):
+            me = threading.current_thread().name
+            if me == name and me not in self.paused:
+                self.paused.add(me)
+                self.reached[me].set()
+                self._wait_for_the_others(me)
+            return original(*args, **kwargs)
+
+        self.monkeypatch.setattr(services, hook, paused)
+
+    def _remember_backend(self, sender, connection, **kwargs):
+        self.pids[threading.current_thread().name] = connection.connection.info.backend_pid
+
+    def _wait_for_the_others(self, me):
+        params = connection.get_connection_params()
+        with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}) as monitor:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                others = self.names - {me} - self.done - self.paused
+                activity = dict(
+                    monitor.execute("SELECT pid, wait_event_type FROM pg_stat_activity").fetchall()
+                )
+                if all(activity.get(self.pids.get(other)) == "Lock" for other in others):
+                    return
+                time.sleep(0.02)
+        states = {other: activity.get(self.pids.get(other), "no backend") for other in others}
+        raise AssertionError(f"{me}: the other requests neither finished nor waited for a lock: {states}")
+
+    def start(self, name, request, after=None):
+        """Run ``request()`` in thread ``name``, once thread ``after`` has paused."""
+
+        def run():
+            try:
+                if after:
+                    assert self.reached[after].wait(30), f"{after} never reached its pause"
+                connection.ensure_connection()
+                self.responses[name] = request()
+            except Exception as exc:  # noqa: BLE001  (reported by the test, not lost in the thread)
+                self.errors.append((name, exc))
+            finally:
+                self.done.add(name)
+                connection.close()
+
+        self.names.add(name)
+        thread = threading.Thread(target=run, name=name)
+        self.threads.append(thread)
+        thread.start()
+
+    def join(self):
+        for thread in self.threads:
+            thread.join(timeout=60)
+        connection_created.disconnect(self._remember_backend)
+        assert not any(thread.is_alive() for thread in self.threads), "a request hung"
+        assert self.errors == []
+        assert all(response.status_code < 500 for response in self.responses.values())
+
+
+def visitor_with_cart(lines):
+    """A visitor's browser whose session cart holds ``{product: quantity}``, added through the page."""
+    browser = Client()
+    for product, quantity in lines.items():
+        response = browser.post(reverse("shop:add"), {"product_id": product.pk, "quantity": quantity})
+        assert response.status_code == 302
+    return browser
+
+
+def log_in(browser, user):
+    return lambda: browser.post(LOGIN_URL, {"username": user.username, "password": PASSWORD})
+
+
+def check_out(user):
+    browser = Client()
+    browser.force_login(user)
+    cart = Cart.objects.get(user=user, status=Cart.Status.OPEN)
+    return lambda: browser.post(reverse("shop:checkout"), {**SHIPPING, "cart": cart.pk})
+
+
+def pieces(items):
+    counted = Counter()
+    for product_id, quantity in items:
+        counted[product_id] += quantity
+    return counted
+
+
+def assert_every_piece_once(user, wanted, stock_before):
+    """Each wanted piece is in exactly one place: an order (with its stock taken) or the
+    account's open cart; carts that became orders hold exactly what the orders hold."""
+    ordered = pieces(OrderItem.objects.filter(order__user=user).values_list("product_id", "quantity"))
+    open_cart = pieces(
+        CartItem.objects.filter(cart__user=user, cart__status=Cart.Status.OPEN).values_list(
+            "product_id", "quantity"
+        )
+    )
+    in_ordered_carts = pieces(
+        CartItem.objects.filter(cart__user=user, cart__status=Cart.Status.ORDERED).values_list(
+            "product_id", "quantity"
+        )
+    )
+    assert ordered + open_cart == wanted
+    assert in_ordered_carts == ordered
+    for product_id, before in stock_before.items():
+        assert before - Product.objects.get(pk=product_id).stock == ordered[product_id]
+    assert Cart.objects.filter(user__isnull=True, status=Cart.Status.OPEN).count() == 0
+    return ordered, open_cart
+
+
+@pytest.fixture
+def shopper_with_cart():
+    """A shopper whose account cart holds 1 piece of ``shirt``; 40 pieces of each product."""
+    user = UserFactory()
+    shirt, jeans = ProductFactory(stock=40), ProductFactory(stock=40)
+    CartItemFactory(cart=CartFactory(user=user), product=shirt, quantity=1)
+    return user, shirt, jeans
+
+
+def test_a_login_during_checkout_moves_the_visitors_lines_to_a_new_cart(monkeypatch, shopper_with_cart):
+    """The checkout has taken stock when the merge starts: the order keeps what it took,
+    the visitor's lines wait in a new open cart."""
+    user, shirt, jeans = shopper_with_cart
+    browser = visitor_with_cart({shirt: 2, jeans: 3})
+    run = Interleaving(monkeypatch)
+    run.pause_in("_order_number", "checkout")  # called after the stock is taken
+    run.start("checkout", check_out(user))
+    run.start("login", log_in(browser, user), after="checkout")
+    run.join()
+
+    ordered, open_cart = assert_every_piece_once(
+        user, Counter({shirt.pk: 3, jeans.pk: 3}), {shirt.pk: 40, jeans.pk: 40}
+    )
+    assert ordered == {shirt.pk: 1}
+    assert open_cart == {shirt.pk: 2, jeans.pk: 3}
+
+
+def test_a_checkout_during_a_login_orders_the_merged_lines(monkeypatch, shopper_with_cart):
+    """The merge has read the account cart when the checkout starts: the checkout waits
+    for the merge and orders everything, with its stock."""
+    user, shirt, jeans = shopper_with_cart
+    browser = visitor_with_cart({shirt: 2, jeans: 3})
+    run = Interleaving(monkeypatch)
+    run.pause_in("_bounded_quantity", "login")  # the merge's first line
+    run.start("login", log_in(browser, user))
+    run.start("checkout", check_out(user), after="login")
+    run.join()
+
+    ordered, open_cart = assert_every_piece_once(
+        user, Counter({shirt.pk: 3, jeans.pk: 3}), {shirt.pk: 40, jeans.pk: 40}
+    )
+    assert ordered == {shirt.pk: 3, jeans.pk: 3}
+    assert not open_cart
+
+
+def test_two_logins_at_once_add_up_both_visitor_carts(monkeypatch, shopper_with_cart):
+    """Two browsers log in to the same account, both with the same product in their cart."""
+    user, shirt, jeans = shopper_with_cart
+    # Both carts start with jeans: both merges look for a jeans line before either adds one.
+    phone, laptop = visitor_with_cart({jeans: 1, shirt: 2}), visitor_with_cart({jeans: 4})
+    run = Interleaving(monkeypatch)
+    run.pause_in("_bounded_quantity", "phone")
+    run.pause_in("_bounded_quantity", "laptop")
+    run.start("phone", log_in(phone, user))
+    run.start("laptop", log_in(laptop, user))
+    run.join()
+
+    assert all(response.status_code == 302 for response in run.responses.values())
+    wanted = Counter({shirt.pk: 3, jeans.pk: 5})
+    assert assert_every_piece_once(user, wanted, {shirt.pk: 40, jeans.pk: 40}) == (Counter(), wanted)
+    assert Cart.objects.filter(user=user, status=Cart.Status.OPEN).count() == 1
+
+
+def test_the_same_login_submitted_twice_at_once_merges_once(monkeypatch, shopper_with_cart):
+    user, shirt, jeans = shopper_with_cart
+    first = visitor_with_cart({shirt: 2, jeans: 1})
+    second = Client()
+    second.cookies = copy.deepcopy(first.cookies)  # the same browser session, a second request
+    run = Interleaving(monkeypatch)
+    run.pause_in("_bounded_quantity", "first")
+    run.pause_in("_bounded_quantity", "second")
+    run.start("first", log_in(first, user))
+    run.start("second", log_in(second, user))
+    run.join()
+
+    wanted = Counter({shirt.pk: 3, jeans.pk: 1})
+    assert assert_every_piece_once(user, wanted, {shirt.pk: 40, jeans.pk: 40}) == (Counter(), wanted)
