@@ -5,7 +5,7 @@
 - Readiness (``/health/ready/``): this process can serve shoppers. django-health-check runs
   the checks concurrently: the database, Redis as the cache and as the Celery broker (only
   with REDIS_URL), and the search index build (recommender.health). 200 when all pass, 503
-  otherwise; Redis probes give up after ``REDIS_PROBE_SECONDS``.
+  otherwise; Redis probes give up after REDIS_SOCKET_TIMEOUT, as requests do.
 
 Both answer JSON to ``Accept: application/json`` or ``?format=json``.
 """
@@ -23,10 +23,6 @@ from health_check.views import HealthCheckView
 from redis.asyncio import Redis as RedisClient
 
 from recommender.health import SearchIndex
-
-# Connect and answer timeouts of the Redis probes: a Redis that hangs fails readiness
-# within about this long instead of holding the probe.
-REDIS_PROBE_SECONDS = 1.0
 
 
 def wants_json(request) -> bool:
@@ -50,13 +46,16 @@ class ReadinessView(HealthCheckView):
         # Settings are read per request: REDIS_URL decides whether Redis is a dependency.
         yield Database()
         if settings.REDIS_URL:
-            yield Cache(timeout=datetime.timedelta(seconds=REDIS_PROBE_SECONDS))
+            # A Redis that hangs fails readiness within the timeout instead of holding the
+            # probe (the cache's client has the same timeouts, from CACHES).
+            seconds = settings.REDIS_SOCKET_TIMEOUT
+            yield Cache(timeout=datetime.timedelta(seconds=seconds))
             yield Redis(
                 client_factory=partial(
                     RedisClient.from_url,
                     settings.CELERY_BROKER_URL,
-                    socket_connect_timeout=REDIS_PROBE_SECONDS,
-                    socket_timeout=REDIS_PROBE_SECONDS,
+                    socket_connect_timeout=seconds,
+                    socket_timeout=seconds,
                 )
             )
         yield SearchIndex()
