@@ -70,6 +70,13 @@ class Product(models.Model):
             models.Index(fields=["is_active", "master_category", "sub_category", "article_type"]),
         ]
 
+    @property
+    def image_url(self):
+        """The photo's URL, versioned by its checksum so browsers may cache it for good."""
+        if not self.image:
+            return ""
+        return f"{self.image.url}?v={self.image_checksum[:12]}" if self.image_checksum else self.image.url
+
     def __str__(self):
         return f"{self.name} ({self.id})"
 

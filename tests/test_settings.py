@@ -79,3 +79,17 @@ def test_embedded_mode_sends_tasks_to_a_worker_through_a_folder(tmp_path, monkey
 def test_tasks_run_in_process_when_asked(tmp_path, monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert _embedded_settings(tmp_path, CELERY_TASK_ALWAYS_EAGER="1")[1] == "True"
+
+
+def test_with_a_bucket_photos_go_to_the_object_store_and_the_app_serves_none(tmp_path):
+    script = (
+        "from django.conf import settings; from django.urls import resolve, Resolver404\n"
+        "try: resolve('/media/products/1.jpg'); print('served')\n"
+        "except Resolver404: print('not-served')\n"
+        "print(settings.STORAGES['default']['BACKEND'])"
+    )
+    secret = "a-long-random-production-secret-for-this-test-only-0123456789"
+    local = run_manage("shell", "-c", script, DJANGO_SECRET_KEY=secret, DATA_DIR=str(tmp_path))
+    store = run_manage("shell", "-c", script, DJANGO_SECRET_KEY=secret, DATA_DIR=str(tmp_path), MEDIA_BUCKET="shop")
+    assert local.stdout.split()[-2:] == ["served", "django.core.files.storage.FileSystemStorage"]
+    assert store.stdout.split()[-2:] == ["not-served", "storages.backends.s3.S3Storage"]

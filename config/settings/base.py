@@ -130,6 +130,26 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Product photos live in MEDIA_ROOT and the app serves them (catalog/media.py), or with
+# MEDIA_BUCKET set in any S3-compatible store through django-storages: image URLs then
+# point at the store. Credentials come from boto3's usual AWS_* variables.
+MEDIA_BUCKET = os.environ.get("MEDIA_BUCKET", "")
+if MEDIA_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_BUCKET,
+            "endpoint_url": os.environ.get("MEDIA_ENDPOINT_URL") or None,
+            "custom_domain": os.environ.get("MEDIA_CUSTOM_DOMAIN") or None,
+            "region_name": os.environ.get("MEDIA_REGION") or None,
+            # Photos are public: plain URLs; the bucket's policy or MEDIA_ACL=public-read
+            # lets shoppers read them.
+            "querystring_auth": False,
+            "default_acl": os.environ.get("MEDIA_ACL") or None,
+            "file_overwrite": True,
+            "object_parameters": {"CacheControl": "public, max-age=3600"},
+        },
+    }
 
 # Uploads: Django refuses request bodies above this size before any view runs.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -1,0 +1,184 @@
+"""Product photos in production: served by the app from the media folder with cache
+headers, by the production server too, and from an S3-compatible store when configured."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+
+from catalog.models import Product
+from tests.factories import ProductFactory
+from tests.images import image_bytes
+
+PROJECT = Path(__file__).resolve().parents[2]
+YEAR = 365 * 24 * 3600
+
+
+@pytest.fixture
+def photo(db, media_root):
+    return ProductFactory(image=ContentFile(image_bytes(), name="any.jpg"))
+
+
+def test_a_page_links_a_versioned_photo_that_may_be_cached_for_a_year(photo, client):
+    page = client.get(photo.get_absolute_url()).content.decode()
+    assert photo.image_url in page and f"?v={photo.image_checksum[:12]}" in photo.image_url
+
+    response = client.get(photo.image_url)
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == photo.image.read()
+    assert response["Content-Type"] == "image/jpeg"
+    assert response["Cache-Control"] == f"public, max-age={YEAR}, immutable"
+    again = client.get(photo.image_url, headers={"If-Modified-Since": response["Last-Modified"]})
+    assert again.status_code == 304
+
+
+def test_a_changed_photo_gets_a_new_address(photo):
+    before = photo.image_url
+    photo.image = ContentFile(image_bytes(colour=(10, 200, 10)), name="any.jpg")
+    photo.save()
+    assert Product.objects.get(pk=photo.pk).image_url != before
+
+
+def test_an_unversioned_address_is_revalidated_hourly(photo, client):
+    response = client.get(photo.image.url)
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "public, max-age=3600"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/media/uploads/notes.txt",  # a folder the shop does not serve
+        "/media/products/../uploads/notes.txt",
+        "/media/products/%2e%2e/uploads/notes.txt",
+        "/media/products/.hidden.jpg",
+        "/media/products/missing.jpg",
+        "/media/products/",
+    ],
+)
+def test_only_the_shops_own_photo_folder_is_served(path, photo, media_root, client):
+    (media_root / "uploads").mkdir()
+    (media_root / "uploads" / "notes.txt").write_text("private")
+    (media_root / "products" / ".hidden.jpg").write_bytes(image_bytes())
+    assert client.get(path).status_code == 404
+
+
+def test_photos_are_read_only(photo, client):
+    assert client.post(photo.image.url).status_code == 405
+
+
+def production_env(tmp_path, **extra):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "REDIS_", "DATABASE_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        DJANGO_SECRET_KEY="a-long-random-production-secret-for-this-test-only-0123456789",
+        DJANGO_SECURE_SSL_REDIRECT="0",  # no TLS proxy in front of this test's server
+        DATA_DIR=str(tmp_path / "var"),
+        MEDIA_ROOT=str(tmp_path / "media"),
+        **extra,
+    )
+    return env
+
+
+def test_the_production_server_shows_product_photos(tmp_path, unused_port):
+    env = production_env(tmp_path)
+
+    def manage(*args):
+        subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=PROJECT, env=env, check=True, capture_output=True
+        )
+
+    manage("migrate", "-v0")
+    manage("make_demo_catalog", "--count", "3", "--out", str(tmp_path / "demo"), "--import")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{unused_port}"],
+        cwd=PROJECT,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{unused_port}"
+    try:
+        page = _get(f"{base}/", wait=30).read().decode()
+        src = re.search(r'class="product-card__image" src="([^"]+)"', page).group(1)
+        with _get(base + src.replace("&amp;", "&")) as response:
+            body = response.read()
+            assert response.headers["Content-Type"] == "image/jpeg"
+            assert "immutable" in response.headers["Cache-Control"]
+        assert body[:3] == b"\xff\xd8\xff" and len(body) > 500
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def _get(url, wait=0):
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=10)
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@pytest.fixture
+def object_store(unused_port, tmp_path, monkeypatch, settings):
+    """A real S3-compatible server (moto's) on loopback with one bucket, and the shop's
+    default storage pointed at it as MEDIA_BUCKET would."""
+    binary = Path(sys.executable).parent / "moto_server"
+    if not binary.exists():
+        pytest.skip("moto_server is not installed (requirements-dev.txt)")
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    server = subprocess.Popen(
+        [str(binary), "-p", str(unused_port)], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{unused_port}"
+    try:
+        _get(f"{endpoint}/", wait=20)
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="shop-media")
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {
+                    "bucket_name": "shop-media",
+                    "endpoint_url": endpoint,
+                    "querystring_auth": False,
+                    "default_acl": "public-read",
+                },
+            },
+        }
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_with_an_object_store_photos_are_stored_and_linked_there(object_store, db, client):
+    data = image_bytes(colour=(20, 90, 160))
+    product = ProductFactory(image=ContentFile(data, name="upload.jpg"))
+
+    assert product.image_url.startswith(f"{object_store}/shop-media/products/{product.pk}.jpg")
+    assert product.image_url in client.get(product.get_absolute_url()).content.decode()
+    with _get(product.image_url) as response:
+        assert response.read() == data
+    with Product.objects.get(pk=product.pk).image.open("rb") as stored:  # as the embedding reads it
+        assert stored.read() == data
