@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from config.api import ErrorSerializer
+from config.api import error_responses
 
 from .filters import ProductFilter
 from .models import Product
@@ -40,11 +40,16 @@ class ProductAPIMixin:
 
 
 @extend_schema_view(
-    get=extend_schema(summary="List products", auth=ANYONE),
+    get=extend_schema(
+        summary="List products",
+        # 400: a filter value the form refuses; 404: a page past the last.
+        responses={200: ProductSerializer(many=True), **error_responses(400, 404)},
+        auth=ANYONE,
+    ),
     post=extend_schema(
         summary="Create a product (staff)",
         description="Multipart with an `image` file to give it a photo (JPEG, PNG or WebP).",
-        responses={201: ProductSerializer, 400: ErrorSerializer, 403: ErrorSerializer},
+        responses={201: ProductSerializer, **error_responses(400, 403, 413)},
     ),
 )
 class ProductListAPI(ProductAPIMixin, generics.ListCreateAPIView):
@@ -57,12 +62,12 @@ class ProductListAPI(ProductAPIMixin, generics.ListCreateAPIView):
 
 @extend_schema_view(
     get=extend_schema(
-        summary="Product detail", responses={200: ProductSerializer, 404: ErrorSerializer}, auth=ANYONE
+        summary="Product detail", responses={200: ProductSerializer, **error_responses(404)}, auth=ANYONE
     ),
     patch=extend_schema(
         summary="Change a product (staff)",
         description="Send only the fields to change; a new `image` replaces the photo.",
-        responses={200: ProductSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer},
+        responses={200: ProductSerializer, **error_responses(400, 403, 404, 413)},
     ),
 )
 class ProductDetailAPI(ProductAPIMixin, generics.RetrieveUpdateAPIView):

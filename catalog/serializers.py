@@ -13,6 +13,9 @@ from .importing.images import photo_upload_limit_exceeded, storable_image
 from .models import Product
 from .stock import save_staff_edit
 
+# Product ids are a 32-bit integer column.
+MAX_PRODUCT_ID = 2_147_483_647
+
 
 class ProductImageField(serializers.FileField):
     """A product photo: an absolute URL (or null) when read, a checked upload when written.
@@ -90,7 +93,7 @@ class ProductSerializer(serializers.ModelSerializer):
         ]
         # Bounds of the database columns, so out-of-range input is a 400, not a 500.
         extra_kwargs = {
-            "id": {"min_value": 1, "max_value": 2_147_483_647},
+            "id": {"min_value": 1, "max_value": MAX_PRODUCT_ID},
             "stock": {"max_value": 2_147_483_647},
             "year": {"min_value": 1900, "max_value": 2100},
         }

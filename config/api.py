@@ -3,6 +3,7 @@ authentication checks CSRF for visitors too, and lists page the same way."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
+from django.views import defaults
 from drf_spectacular.authentication import SessionScheme
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
@@ -51,6 +52,11 @@ class ErrorSerializer(serializers.Serializer):
     errors = serializers.DictField(required=False, help_text="Messages per field, for invalid input.")
 
 
+def error_responses(*codes):
+    """``extend_schema`` responses for error status codes, each with an ``ErrorSerializer`` body."""
+    return {code: ErrorSerializer for code in codes}
+
+
 class CsrfSessionAuthentication(SessionAuthentication):
     """Session authentication that also checks CSRF for anonymous visitors.
 
@@ -77,7 +83,22 @@ class StorePagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
 
+    def get_schema_operation_parameters(self, view):
+        # Pages count from 1 (a page past the last is a 404); bigger page sizes are cut to the maximum.
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {"page": {"minimum": 1}, "page_size": {"minimum": 1, "maximum": self.max_page_size}}
+        for parameter in parameters:
+            parameter["schema"].update(bounds.get(parameter["name"], {}))
+        return parameters
+
 
 def not_found(request, *args, **kwargs):
     """JSON 404 for any path under /api/ that no endpoint answers."""
     return JsonResponse({"detail": "No API endpoint at this address."}, status=404)
+
+
+def server_error(request):
+    """The 500 answer (handler500): JSON under /api/, the storefront's error page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error: the request could not be completed."}, status=500)
+    return defaults.server_error(request)

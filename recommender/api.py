@@ -13,6 +13,7 @@ from catalog.filters import FACET_LABELS
 from catalog.importing.images import photo_upload_limit_exceeded
 from catalog.models import Product
 from catalog.serializers import ProductSerializer
+from config.api import error_responses
 from config.throttling import PhotoSearchThrottle
 from shop.services import cart_lines, get_cart
 
@@ -66,12 +67,19 @@ class SearchOptions(ResultCount):
         return result_filters(self.validated_data)
 
 
+class CropField(serializers.FloatField):
+    """One side of the crop box, as a fraction of the photo."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, min_value=0, max_value=1, **kwargs)
+
+
 class PhotoSearchInput(SearchOptions):
     image = serializers.FileField(help_text="A JPEG, PNG or WebP photo.")
-    crop_x = serializers.FloatField(required=False, help_text="Left edge of the part to search (0 to 1).")
-    crop_y = serializers.FloatField(required=False, help_text="Top edge of the part to search (0 to 1).")
-    crop_width = serializers.FloatField(required=False, help_text="Width of the part to search (0 to 1).")
-    crop_height = serializers.FloatField(required=False, help_text="Height of the part to search (0 to 1).")
+    crop_x = CropField(help_text="Left edge of the part to search (0 to 1).")
+    crop_y = CropField(help_text="Top edge of the part to search (0 to 1).")
+    crop_width = CropField(help_text="Width of the part to search (0 to 1).")
+    crop_height = CropField(help_text="Height of the part to search (0 to 1).")
 
     def validate(self, data):
         try:
@@ -100,7 +108,7 @@ def _options(serializer_class, data):
 class SimilarProductsAPI(APIView):
     """The products that look most like this one (never itself; active and in stock)."""
 
-    @extend_schema(parameters=[SearchOptions], responses=RESULTS)
+    @extend_schema(parameters=[SearchOptions], responses={200: RESULTS, **error_responses(400, 404)})
     def get(self, request, pk):
         product = get_object_or_404(Product.objects.visible(), pk=pk)
         options = _options(SearchOptions, request.query_params)
@@ -117,7 +125,11 @@ class PhotoSearchAPI(APIView):
     # Each search runs the CNN; the rate is settings.REST_FRAMEWORK's "photo_search".
     throttle_classes = [PhotoSearchThrottle]
 
-    @extend_schema(request=PhotoSearchInput, responses=PhotoResultsSerializer)
+    @extend_schema(
+        request=PhotoSearchInput,
+        # 413: a body over the upload limit; 429: over the photo search rate.
+        responses={200: PhotoResultsSerializer, **error_responses(400, 413, 429)},
+    )
     def post(self, request):
         options = _options(PhotoSearchInput, request.data)
         data = options.validated_data
@@ -133,7 +145,7 @@ class PhotoSearchAPI(APIView):
 class RecommendationsAPI(APIView):
     """Recommended for you: from what you viewed and put in your cart."""
 
-    @extend_schema(parameters=[ResultCount], responses=RESULTS)
+    @extend_schema(parameters=[ResultCount], responses={200: RESULTS, **error_responses(400)})
     def get(self, request):
         options = _options(ResultCount, request.query_params)
         in_cart = [line.product_id for line in cart_lines(get_cart(request))]

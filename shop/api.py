@@ -12,7 +12,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ErrorSerializer
+from catalog.serializers import MAX_PRODUCT_ID
+from config.api import error_responses
 
 from .serializers import (
     CartAddSerializer,
@@ -35,7 +36,9 @@ from .services import (
     set_quantity,
 )
 
-CART_ERRORS = {400: ErrorSerializer, 403: ErrorSerializer}
+# 403: no CSRF token; 404 (product in the path): an address that is not a product id.
+CART_ERRORS = error_responses(400, 403)
+CART_ITEM_ERRORS = error_responses(400, 403, 404)
 
 
 class CheckoutConflict(APIException):
@@ -56,6 +59,12 @@ def cart_response(request, cart, change=None):
         data.update(message=change.message, level=change.level)
         serializer_class = CartChangeSerializer
     return Response(serializer_class(data, context={"request": request}).data)
+
+
+def cart_product_id(product_id):
+    """The product id in the address; past the id column's range it is None, which is in no
+    cart (SQLite could not even compare such a number)."""
+    return product_id if product_id <= MAX_PRODUCT_ID else None
 
 
 class CartAPI(APIView):
@@ -86,29 +95,31 @@ class CartItemAPI(APIView):
     @extend_schema(
         summary="Change a quantity in the cart",
         request=CartQuantitySerializer,
-        responses={200: CartChangeSerializer, **CART_ERRORS},
+        responses={200: CartChangeSerializer, **CART_ITEM_ERRORS},
     )
     def patch(self, request, product_id):
         """Set the quantity of a product in the cart; 0 removes it."""
         wanted = CartQuantitySerializer(data=request.data)
         wanted.is_valid(raise_exception=True)
         cart = get_cart(request, create=True)
-        change = set_quantity(cart, product_id, wanted.validated_data["quantity"])
+        change = set_quantity(cart, cart_product_id(product_id), wanted.validated_data["quantity"])
         return cart_response(request, cart, change)
 
     @extend_schema(
-        summary="Remove a product from the cart", responses={200: CartChangeSerializer, **CART_ERRORS}
+        summary="Remove a product from the cart", responses={200: CartChangeSerializer, **CART_ITEM_ERRORS}
     )
     def delete(self, request, product_id):
         """Remove a product from the cart."""
         cart = get_cart(request, create=True)
-        change = remove_from_cart(cart, product_id)
+        change = remove_from_cart(cart, cart_product_id(product_id))
         return cart_response(request, cart, change)
 
 
 @extend_schema_view(
     get=extend_schema(
-        summary="Your orders", responses={200: OrderSerializer(many=True), 403: ErrorSerializer}
+        summary="Your orders",
+        # 404: a page past the last.
+        responses={200: OrderSerializer(many=True), **error_responses(403, 404)},
     ),
 )
 class OrdersAPI(generics.ListAPIView):
@@ -128,7 +139,7 @@ class OrdersAPI(generics.ListAPIView):
     @extend_schema(
         summary="Place an order from the cart",
         request=ShippingSerializer,
-        responses={201: OrderSerializer, 400: ErrorSerializer, 403: ErrorSerializer, 409: ErrorSerializer},
+        responses={201: OrderSerializer, **error_responses(400, 403, 409)},
     )
     def post(self, request):
         """Order everything in the cart, shipped to the given address; stock is taken at once."""
@@ -146,7 +157,7 @@ class OrdersAPI(generics.ListAPIView):
 @extend_schema_view(
     get=extend_schema(
         summary="One of your orders",
-        responses={200: OrderSerializer, 403: ErrorSerializer, 404: ErrorSerializer},
+        responses={200: OrderSerializer, **error_responses(403, 404)},
     ),
 )
 class OrderDetailAPI(generics.RetrieveAPIView):

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from catalog.serializers import ProductImageField
+from catalog.serializers import MAX_PRODUCT_ID, ProductImageField
 
 from .models import Order, OrderItem
 
@@ -36,7 +36,7 @@ class CartChangeSerializer(CartSerializer):
 
 
 class CartAddSerializer(serializers.Serializer):
-    product_id = serializers.IntegerField()
+    product_id = serializers.IntegerField(min_value=1, max_value=MAX_PRODUCT_ID)
     quantity = serializers.IntegerField(default=1, min_value=1)
 
 
