@@ -3,9 +3,6 @@ products API (whose OpenAPI parameters django-filter and drf-spectacular derive 
 
 import django_filters
 from django import forms
-from django.db.models import Count, QuerySet
-
-from .models import Product
 
 MAX_SEARCH_LENGTH = 100
 
@@ -69,12 +66,3 @@ class ProductFilter(django_filters.FilterSet):
 # Query parameter -> model field, and -> label, in the order the facets are shown.
 FACETS = {name: f.field_name for name, f in ProductFilter.base_filters.items() if isinstance(f, FacetFilter)}
 FACET_LABELS = {name: ProductFilter.base_filters[name].label for name in FACETS}
-
-
-def facet_counts(queryset: QuerySet[Product]) -> dict[str, list[tuple[str, int]]]:
-    """For each facet, the values present in ``queryset`` with their product counts."""
-    counts = {}
-    for param, field in FACETS.items():
-        rows = queryset.exclude(**{field: ""}).values_list(field).annotate(n=Count("pk")).order_by(field)
-        counts[param] = [(value, n) for value, n in rows]
-    return counts

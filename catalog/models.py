@@ -70,13 +70,6 @@ class Product(models.Model):
             models.Index(fields=["is_active", "master_category", "sub_category", "article_type"]),
         ]
 
-    @property
-    def image_url(self):
-        """The photo's URL, versioned by its checksum so browsers may cache it for good."""
-        if not self.image:
-            return ""
-        return f"{self.image.url}?v={self.image_checksum[:12]}" if self.image_checksum else self.image.url
-
     def __str__(self):
         return f"{self.name} ({self.id})"
 
@@ -89,6 +82,13 @@ class Product(models.Model):
 
     def get_absolute_url(self):
         return reverse("catalog:product_detail", args=[self.pk])
+
+    @property
+    def image_url(self):
+        """The photo's URL, versioned by its checksum so browsers may cache it for good."""
+        if not self.image:
+            return ""
+        return f"{self.image.url}?v={self.image_checksum[:12]}" if self.image_checksum else self.image.url
 
     # Lets post_save listeners tell whether the image changed in this save.
     loaded_image_checksum = None

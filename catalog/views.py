@@ -8,7 +8,8 @@ from recommender.recommendations import recommended_for, record_view
 from recommender.similar import similar_products
 from shop.services import cart_lines, get_cart
 
-from .filters import FACET_LABELS, FACETS, ProductFilter, facet_counts
+from .facets import summarise
+from .filters import FACET_LABELS, FACETS, ProductFilter
 from .models import Product
 
 
@@ -24,15 +25,17 @@ def product_list(request):
     """The catalogue: facet filters with counts, name search and pagination."""
     filters = ProductFilter(request.GET, queryset=Product.objects.visible())
     products = filters.qs
-    page = Paginator(products, settings.CATALOG_PAGE_SIZE).get_page(request.GET.get("page"))
     chosen = filters.chosen()
-    counts = facet_counts(products)
+    summary = summarise(products, chosen)
+    paginator = Paginator(products, settings.CATALOG_PAGE_SIZE)
+    paginator.count = summary.total  # counted once per catalogue version, not per request
+    page = paginator.get_page(request.GET.get("page"))
     facets = [
         {
             "param": param,
             "label": FACET_LABELS[param],
             "chosen": chosen.get(param, ""),
-            "options": counts[param],
+            "options": summary.counts[param],
         }
         for param in FACETS
     ]
