@@ -1,8 +1,11 @@
 """API-wide behaviour: every error is JSON with a human-readable ``detail``, session
 authentication checks CSRF for visitors too, and lists page the same way."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
+from django.template.defaultfilters import filesizeformat
 from django.views import defaults
 from drf_spectacular.authentication import SessionScheme
 from rest_framework import serializers, status
@@ -28,7 +31,8 @@ def exception_handler(exc, context):
     """Turn Django validation errors into 400s and make sure ``detail`` is always set.
 
     Field errors keep their structure under ``errors``; ``detail`` repeats them as one
-    sentence so a client can show it as is.
+    sentence so a client can show it as is. Request bodies Django refuses to read (over
+    DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields) answer JSON too, not the HTML 400 page.
     """
     # Imported here: rest_framework.views reads DEFAULT_AUTHENTICATION_CLASSES at import,
     # which names a class of this module.
@@ -36,6 +40,12 @@ def exception_handler(exc, context):
 
     if isinstance(exc, DjangoValidationError):
         return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):
+        limit = filesizeformat(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        message = f"The request data outside files is larger than the {limit} allowed."
+        return Response({"detail": message}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, SuspiciousOperation):
+        return Response({"detail": "The request could not be read."}, status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "detail" not in response.data:
         detail = " ".join(_error_messages(response.data)) or "Invalid input."
