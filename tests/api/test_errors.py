@@ -1,5 +1,6 @@
-"""Errors under /api/ are JSON with a ``detail``, whatever produced them: an unknown address,
-a wrong method, a rate limit, a body too large or unreadable, an exception no view handled."""
+"""Errors under /api/ are JSON with a ``detail``, whatever produced them: a wrong method, a
+rate limit, a body too large or unreadable, an exception no view handled (unknown addresses:
+test_schema.py)."""
 
 import json
 
@@ -40,13 +41,6 @@ def json_detail(response):
     detail = json.loads(response.content)["detail"]
     assert isinstance(detail, str) and detail
     return detail
-
-
-def test_unknown_address(browser):
-    response = browser.get("/api/nothing-here/")
-
-    assert response.status_code == 404
-    assert json_detail(response) == "No API endpoint at this address."
 
 
 def test_wrong_method(browser):

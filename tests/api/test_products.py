@@ -281,8 +281,8 @@ class TestStaffWrites:
 
         assert response.status_code == 200
         product.refresh_from_db()
-        assert product.price == Decimal("12.50")
-        assert response.json()["in_stock"] is False
+        assert (product.price, product.stock) == (Decimal("12.50"), 0)
+        assert (response.json()["stock"], response.json()["in_stock"]) == (0, False)
 
     def test_id_cannot_be_changed(self, staff_api, product):
         response = staff_api.patch(

@@ -5,8 +5,6 @@ import json
 import pytest
 from django.core.management import call_command
 
-from config.api import not_found
-
 API_PATHS = {
     "/api/products/": {"get", "post"},
     "/api/products/{id}/": {"get", "patch"},
@@ -64,8 +62,12 @@ def test_docs_page_is_served(client):
     assert b"swagger" in response.content.lower()
 
 
-def test_unknown_api_address_answers_json(rf):
-    response = not_found(rf.get("/api/nothing-here/"))
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+@pytest.mark.parametrize("address", ["/api/nothing-here/", "/api/products/1/nothing/"])
+def test_unknown_api_address_answers_json(client, method, address):
+    response = getattr(client, method)(address)
 
     assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
     assert json.loads(response.content) == {"detail": "No API endpoint at this address."}

@@ -7,7 +7,8 @@ from django.test import Client
 from django.urls import reverse
 
 from shop.models import Cart, CartItem
-from tests.factories import ProductFactory
+from shop.services import SESSION_CART_KEY
+from tests.factories import CartFactory, CartItemFactory, ProductFactory
 from tests.shop_pages import add_to_cart, messages_of, put_in_cart
 
 pytestmark = pytest.mark.django_db
@@ -250,14 +251,34 @@ def test_visitors_never_see_each_others_carts(client, product):
     assert "<span data-cart-count>0</span>" in stranger.get("/").content.decode()
 
 
-def test_a_posted_cart_id_cannot_reach_another_cart(client, product):
+def test_a_change_applies_to_the_cart_of_the_session(client, product):
     put_in_cart(client, product, 2)
-    cart = Cart.objects.get()
     stranger = Client()
+    put_in_cart(stranger, product, 3)
 
-    stranger.post(reverse("shop:remove"), {"product_id": product.pk, "cart": cart.pk, "cart_id": cart.pk})
+    stranger.post(reverse("shop:remove"), {"product_id": product.pk})
+
+    assert lines_of(stranger) == {}
+    assert lines_of(client) == {product.pk: 2}
+
+
+@pytest.mark.parametrize("owner", ["shopper", "ordered"])
+def test_a_session_naming_a_cart_that_is_not_an_open_visitor_cart_reaches_nothing(
+    client, user, product, owner
+):
+    # A stale or forged session: it names a shopper's cart, or a visitor cart already ordered.
+    cart = (
+        CartFactory(user=user) if owner == "shopper" else CartFactory(user=None, status=Cart.Status.ORDERED)
+    )
+    CartItemFactory(cart=cart, product=product, quantity=2)
+    session = client.session
+    session[SESSION_CART_KEY] = cart.pk
+    session.save()
+
+    client.post(reverse("shop:remove"), {"product_id": product.pk})
 
     assert CartItem.objects.get(cart=cart).quantity == 2
+    assert lines_of(client) == {}
 
 
 def test_csrf_is_enforced_on_cart_changes(product):

@@ -1,5 +1,6 @@
 """Checkout through the pages: shipping form, order with snapshots, stock, double submits."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -9,7 +10,7 @@ from django.urls import reverse
 import shop.views
 from catalog.models import Product
 from shop.models import Cart, Order
-from tests.factories import CartFactory, CartItemFactory, ProductFactory
+from tests.factories import CartFactory, ProductFactory
 from tests.shop_pages import checkout_form, messages_of, put_in_cart
 
 pytestmark = pytest.mark.django_db
@@ -211,10 +212,16 @@ def test_someone_elses_cart_id_in_the_form_is_ignored(user_client, other_user, p
 
 def test_checkout_needs_csrf(product):
     browser = Client(enforce_csrf_checks=True)
-    cart = CartFactory(user=None, session_key="x")
-    CartItemFactory(cart=cart, product=product)
+    page = browser.get(product.get_absolute_url()).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    browser.post(reverse("shop:add"), {"product_id": product.pk, "csrfmiddlewaretoken": token})
+    data = checkout_form(browser)
 
-    response = browser.post(CHECKOUT_URL, {"full_name": "A"})
+    refused = browser.post(CHECKOUT_URL, data)
 
-    assert response.status_code == 403
+    assert refused.status_code == 403
     assert not Order.objects.exists()
+    assert Product.objects.get(pk=product.pk).stock == product.stock
+    # The same form with the token places the order: only the token was missing.
+    browser.post(CHECKOUT_URL, {**data, "csrfmiddlewaretoken": token})
+    assert Order.objects.get().items.get().product == product
