@@ -8,6 +8,7 @@ so nothing in it can point outside the media folder.
 
 import re
 import stat
+import struct
 import zipfile
 import zlib
 from os import PathLike
@@ -25,9 +26,23 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 # far above that and far below what a zip bomb claims.
 MAX_ARCHIVE_ENTRIES = 200_000
 MAX_ARCHIVE_BYTES = 50 * 1024 * 1024 * 1024
+# A catalogue's directory record is about 100 bytes (46 + its name and extra fields).
+MAX_DIRECTORY_RECORD = 256
 _IMAGE_MEMBER = re.compile(r"(\d+)\.jpe?g", re.IGNORECASE)
 _DRIVE = re.compile(r"[A-Za-z]:")
 _IGNORED_FOLDERS = {"__MACOSX"}
+# What the zipfile module raises on damaged or unusual archives (EOFError: data cut
+# short; NotImplementedError: an unknown version or compression; RuntimeError: encrypted;
+# ValueError: a name that is not the UTF-8 it claims to be).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    OSError,
+    ValueError,
+)
 
 
 def _human(size):
@@ -35,6 +50,10 @@ def _human(size):
         if size < 1024 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024
+
+
+def _reason(error):
+    return str(error) or "its data ends too early"  # EOFError has no message
 
 
 def _too_big(what, size, limit=None):
@@ -64,6 +83,8 @@ class FolderImages:
             return None
         if not stat.S_ISREG(status.st_mode):
             return None
+        if path.is_symlink() and not path.resolve().is_relative_to(self.folder.resolve()):
+            raise ImageProblem("image file is a link to a file outside the images folder; not followed")
         size = status.st_size
         if size > MAX_IMAGE_BYTES:
             raise ImageProblem(_too_big("image file", size))
@@ -76,13 +97,34 @@ class FolderImages:
         pass
 
 
+def _too_many_entries(description, count):
+    return CatalogueFileError(
+        f"{description} was refused: it holds {count} entries, more than the "
+        f"{MAX_ARCHIVE_ENTRIES} a catalogue needs. Nothing was imported."
+    )
+
+
+def _check_directory(path, description):
+    """Refuse an archive whose directory is too large from its end record, before the
+    zipfile module reads (and keeps in memory) every entry of it."""
+    with open(path, "rb") as file:
+        end = zipfile._EndRecData(file)  # the end record, read as ZipFile reads it (zip64 too)
+    if end is None:
+        return  # not a zip: ZipFile says so
+    count, size = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
+    if count > MAX_ARCHIVE_ENTRIES:
+        raise _too_many_entries(description, count)
+    if size > MAX_ARCHIVE_ENTRIES * MAX_DIRECTORY_RECORD:
+        raise CatalogueFileError(
+            f"{description} was refused: its list of entries takes {_human(size)}, more than a catalogue "
+            f"of {MAX_ARCHIVE_ENTRIES} entries needs. Nothing was imported."
+        )
+
+
 def _safe_members(archive, description):
     entries = archive.infolist()
     if len(entries) > MAX_ARCHIVE_ENTRIES:
-        raise CatalogueFileError(
-            f"{description} was refused: it holds {len(entries)} entries, more than the "
-            f"{MAX_ARCHIVE_ENTRIES} a catalogue needs. Nothing was imported."
-        )
+        raise _too_many_entries(description, len(entries))
     unpacked = sum(info.file_size for info in entries)
     if unpacked > MAX_ARCHIVE_BYTES:
         raise CatalogueFileError(
@@ -137,8 +179,8 @@ class ZipImages:
         try:
             with self.archive.open(info) as member:
                 data = member.read(MAX_IMAGE_BYTES + 1)
-        except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError) as error:
-            raise ImageProblem(f"image cannot be read from the archive ({error})") from error
+        except _ZIP_ERRORS as error:
+            raise ImageProblem(f"image cannot be read from the archive ({_reason(error)})") from error
         if len(data) > MAX_IMAGE_BYTES:
             raise ImageProblem(_too_big("image file", len(data)))
         return data
@@ -198,8 +240,10 @@ def _member_reader(archive, info, description):
         try:
             with archive.open(info) as member:
                 data = member.read(MAX_STYLES_BYTES + 1)
-        except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError) as error:
-            raise CatalogueFileError(f"styles.csv cannot be read from {description} ({error}).") from error
+        except _ZIP_ERRORS as error:
+            raise CatalogueFileError(
+                f"styles.csv cannot be read from {description} ({_reason(error)})."
+            ) from error
         if len(data) > MAX_STYLES_BYTES:
             raise CatalogueFileError(
                 _too_big(f"styles.csv in {description}", len(data), MAX_STYLES_BYTES) + "."
@@ -211,9 +255,12 @@ def _member_reader(archive, info, description):
 
 def _open_zip(path, description):
     try:
+        _check_directory(path, description)
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise CatalogueFileError(f"{description} is not a readable zip archive ({error}).") from error
+    except (*_ZIP_ERRORS, struct.error) as error:
+        raise CatalogueFileError(
+            f"{description} is not a readable zip archive ({_reason(error)})."
+        ) from error
     try:
         members = _safe_members(archive, description)
     except CatalogueFileError:

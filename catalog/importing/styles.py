@@ -38,8 +38,10 @@ MISSING = "NA"
 MAX_ID = 2_147_483_647  # PositiveIntegerField's limit on every database
 MAX_PRICE = Decimal("99999999.99")  # DecimalField(max_digits=10, decimal_places=2)
 CENT = Decimal("0.01")
-_DIGITS = re.compile(r"\d+")
-_WHOLE_FLOAT = re.compile(r"(\d+)\.0*")
+# ASCII digits only: int() would also read other scripts' digits ("١٢" as 12).
+_DIGITS = re.compile(r"[0-9]+")
+_WHOLE_FLOAT = re.compile(r"([0-9]+)\.0*")
+_ZIP_START = b"PK\x03\x04"
 
 
 @dataclass
@@ -91,10 +93,21 @@ def _cell(value):
 
 
 def _check_encoding(data):
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:1000]:
+    head = data[:1000]
+    if data.startswith(_ZIP_START):
+        raise CatalogueFileError("styles.csv is a zip archive, not a CSV file.")
+    # UTF-16 and UTF-32 text has a zero byte beside almost every character: in every
+    # second byte of the file, at least.
+    wide = max(head[0::2].count(0), head[1::2].count(0)) >= 0.9 * (len(head) // 2) > 0
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or wide:
         raise CatalogueFileError(
-            "styles.csv is encoded as UTF-16; save it as UTF-8 (plain CSV) and import it again."
+            "styles.csv is encoded as UTF-16 or UTF-32; save it as UTF-8 (plain CSV) and import it again."
         )
+    if b"\x00" in head:
+        raise CatalogueFileError("styles.csv is not a text file (it holds binary data such as an image).")
+
+
+_SEPARATORS = (("\t", "tabs"), (";", "semicolons"), ("|", "vertical bars"))
 
 
 def _read_header(raw):
@@ -119,9 +132,15 @@ def _read_header(raw):
         columns.append(known)
     missing = [name for name in REQUIRED_COLUMNS if name not in seen]
     if missing:
+        separator = "" if "," in text else next((name for sep, name in _SEPARATORS if sep in text), "")
+        hint = (
+            f" Its columns seem separated by {separator}: styles.csv separates them with commas."
+            if separator
+            else ""
+        )
         raise CatalogueFileError(
             f"styles.csv lacks the required column(s) {', '.join(missing)}; "
-            f"the header found was: {text.strip()[:300]!r}."
+            f"the header found was: {text.strip()[:300]!r}.{hint}"
         )
     return columns, [name for name in ignored if name]
 
@@ -155,6 +174,8 @@ def _whole_number(value, what, low, high):
 
 
 def _price(value):
+    if not value.isascii() or "_" in value:
+        raise ValueError(f"price {value!r} is not a number")
     try:
         price = Decimal(value)
     except InvalidOperation:
@@ -216,7 +237,8 @@ def read_styles(data: bytes) -> StylesFile:
     missing required columns); reports every bad row in ``StylesFile.rejected``.
     """
     _check_encoding(data)
-    lines = data.split(b"\n")
+    # Windows (CRLF) and old Mac (CR) line endings read as Unix ones.
+    lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
     if not lines or not lines[0].strip():
         raise CatalogueFileError("styles.csv is empty: it needs a header line naming its columns.")
     columns, ignored = _read_header(lines[0])
@@ -225,10 +247,12 @@ def read_styles(data: bytes) -> StylesFile:
     max_lengths = _max_lengths()
     first_line_of = {}
     for number, raw in enumerate(lines[1:], start=2):
-        raw = raw.rstrip(b"\r")
         if not raw.strip():
             continue
         raw_id = raw.split(b",", 1)[0].decode("utf-8", "replace").strip()[:50]
+        if b"\x00" in raw:  # no database text column takes it (PostgreSQL refuses it)
+            result.rejected.append(RejectedRow(number, raw_id, "contains a zero byte (0x00)"))
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
