@@ -1,10 +1,16 @@
 """The Annoy index files: build into new files, swap the current build atomically, and
-memory-map it for queries (reloaded when another process swaps in a new build).
+load it for queries (reloaded when another process swaps in a new build).
 
 An index file is immutable once built (Annoy's own advice): a rebuild writes
 ``build-<id>.ann`` and ``build-<id>.ids.npy`` (item number -> product id), then replaces
 ``current.json``, the pointer every web process checks before a query. Readers that still
-hold the previous build keep it memory-mapped until they see the new pointer.
+hold the previous build keep it until they see the new pointer.
+
+Annoy memory-maps its file, and a process whose mapped file is truncated under it dies of
+SIGBUS on its next query. So each process maps its own sealed in-memory copy of the build
+(nothing can shrink it), and before every query checks that the build on disk is still
+whole: a deleted or truncated build is not served (callers search exactly and ask for a
+rebuild), also in the processes that loaded it before the damage.
 """
 
 import fcntl
@@ -201,16 +207,52 @@ class LoadedIndex:
 
 _lock = threading.Lock()
 _state = {"key": None, "index": None}
+_SEALS = (
+    getattr(fcntl, "F_SEAL_SHRINK", 0)
+    | getattr(fcntl, "F_SEAL_GROW", 0)
+    | getattr(fcntl, "F_SEAL_WRITE", 0)
+    | getattr(fcntl, "F_SEAL_SEAL", 0)
+)
+
+
+def _check_size(path, expected):
+    if path.stat().st_size != expected:
+        raise IndexUnavailable(f"{path.name} has the wrong size (truncated or replaced)")
+
+
+def _load_annoy(path, dimensions, expected_bytes):
+    """An AnnoyIndex of ``path`` mapped from a private copy sealed against any change
+    (Linux memfd), so truncating the file on disk can never crash this process. Elsewhere
+    the file itself is mapped, after the same size check."""
+    _check_size(path, expected_bytes)  # cheap refusal before copying a damaged file
+    index = AnnoyIndex(dimensions, "angular")
+    if not hasattr(os, "memfd_create") or not _SEALS:
+        index.load(str(path))
+        return index
+    copy = os.memfd_create(path.name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        with open(path, "rb") as source:
+            offset = 0
+            while offset < expected_bytes:
+                sent = os.sendfile(copy, source.fileno(), offset, expected_bytes - offset)
+                if not sent:  # truncated while copying
+                    break
+                offset += sent
+        fcntl.fcntl(copy, fcntl.F_ADD_SEALS, _SEALS)
+        # The copy, not the file, is what gets mapped: check its size.
+        if os.fstat(copy).st_size != expected_bytes:
+            raise IndexUnavailable(f"{path.name} was truncated while it was read")
+        index.load(f"/proc/self/fd/{copy}")  # Annoy opens and maps the copy itself
+    finally:
+        os.close(copy)
+    return index
 
 
 def _load(folder, pointer):
-    ann_path = folder / pointer["ann"]
-    if ann_path.stat().st_size != pointer["ann_bytes"]:
-        raise IndexUnavailable(f"{ann_path.name} has the wrong size (truncated or replaced)")
-    index = AnnoyIndex(int(pointer["dimensions"]), "angular")
-    index.load(str(folder / pointer["ann"]))  # memory-mapped, shared between processes
+    index = _load_annoy(folder / pointer["ann"], int(pointer["dimensions"]), int(pointer["ann_bytes"]))
+    # Read whole (small), never mapped: they cannot be truncated under this process either.
     product_ids = np.load(folder / pointer["ids"], allow_pickle=False)
-    neighbours = np.load(folder / pointer["neighbours"], allow_pickle=False, mmap_mode="r")
+    neighbours = np.load(folder / pointer["neighbours"], allow_pickle=False)
     if not len(product_ids) == len(neighbours) == index.get_n_items() == pointer["items"]:
         raise IndexUnavailable("index file and id map disagree")
     return LoadedIndex(
@@ -252,9 +294,21 @@ def current_index(model_name=None):
                     raise IndexUnavailable(f"index unusable: {exc}") from exc
                 _state.update(key=key, index=loaded)
             loaded = _state["index"]
+    _check_still_on_disk(pointer_path.parent, loaded)
     if model_name and loaded.model_name != model_name:
         raise IndexUnavailable(f"index is of model {loaded.model_name}, not {model_name}")
     return loaded
+
+
+def _check_still_on_disk(folder, loaded):
+    """Refuse a loaded build whose file was deleted or truncated since: this process could
+    go on with its own copy, but others cannot load it, so everyone searches exactly and
+    asks for a rebuild until a new build is swapped in."""
+    try:
+        _check_size(folder / loaded.metadata["ann"], loaded.metadata["ann_bytes"])
+    except (OSError, IndexUnavailable) as exc:
+        logger.warning("Index build %s is damaged on disk: %s", loaded.build_id, exc)
+        raise IndexUnavailable(f"index build {loaded.build_id} is damaged on disk: {exc}") from None
 
 
 def read_build(folder) -> LoadedIndex:
