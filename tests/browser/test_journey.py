@@ -91,7 +91,7 @@ def order_rows(page):
 
 @pytest.mark.parametrize("mode", ["with-javascript", "without-javascript"])
 def test_a_shopper_walks_from_the_home_page_to_a_placed_order(
-    live_server, request, mode, real_catalogue, shopper_photo, step_screenshots
+    live_server, request, mode, shopper_photo, real_catalogue, step_screenshots
 ):
     javascript = mode == "with-javascript"
     page = request.getfixturevalue("page" if javascript else "page_without_js")
