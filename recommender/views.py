@@ -76,6 +76,9 @@ def photo_search(request):
                 found = search_with(query, filters=filters)
                 context.update(results=found.products, looks_like=found.looks_like)
                 context["query_image"] = _preview_data_url(data)
+                # Adding a result to the cart without JavaScript comes back to these
+                # results (refined from the session), not to an empty upload form.
+                context["return_to"] = "?" + urlencode({"refine": 1, **filters})
             elif form.cleaned_data.get("product"):
                 product = get_object_or_404(Product.objects.visible(), pk=form.cleaned_data["product"])
                 context["query_product"] = product

@@ -122,6 +122,19 @@ def test_uploaded_photo_finds_five_products_with_add_to_cart(
 
 
 @pytest.mark.slow
+def test_adding_a_result_without_javascript_comes_back_to_the_results(client, embedded_catalogue):
+    searched = client.post(SEARCH_URL, {"photo": upload(garment_photo((30, 60, 200)))})
+    html = searched.content.decode().replace("&amp;", "&")
+    back_to = re.search(r'name="next" value="([^"]+)"', html.split("data-search-results", 1)[1]).group(1)
+
+    added = client.post("/cart/add/", {"product_id": result_ids(searched)[0], "quantity": 1, "next": back_to})
+    assert added.status_code == 302
+    again = client.get(added["Location"])
+
+    assert result_ids(again) == result_ids(searched)
+
+
+@pytest.mark.slow
 def test_filters_restrict_photo_results(client, embedded_catalogue):
     response = client.post(
         SEARCH_URL, {"photo": upload(garment_photo(RED)), "gender": "Women", "masterCategory": "Footwear"}
