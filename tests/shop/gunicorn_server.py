@@ -63,7 +63,7 @@ def gunicorn(data_dir, *, workers=2, threads=8, index_dir=None):
                 "--worker-class=gthread",
                 "--preload",
                 "--timeout=60",
-                "--graceful-timeout=5",
+                "--graceful-timeout=1",
                 "--no-control-socket",
             ],
             cwd=PROJECT,
