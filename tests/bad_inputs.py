@@ -1,8 +1,10 @@
-"""Hostile and broken uploads, generated in code, with what the shop must do with each.
+"""Hostile and broken input, generated in code, with what the shop must do with each.
 
-``UPLOADS`` is the table the upload tests are driven by: each kind says how the file is
-sent (name, content type), whether the photo search must refuse it (a 4xx naming the
-problem) or search with it, and whether the admin may store it as a product image.
+``UPLOADS`` drives the upload tests: each kind says how the file is sent (name, content
+type), whether the photo search must refuse it (a 4xx naming the problem) or search with
+it, and whether the admin may store it as a product image. ``STYLES_FILES`` and the
+archive makers below are broken catalogues for the importer. ``files_under`` and
+``row_counts`` check that a bad input left nothing behind.
 """
 
 import io
@@ -12,8 +14,10 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from django.apps import apps
 from PIL import Image
 
+from tests.catalog_files import STYLES_HEADER, styles_line
 from tests.images import BLUE, RED, garment_photo, image_bytes
 
 # Outcomes
@@ -296,3 +300,228 @@ UPLOADS = [
 
 REFUSED_UPLOADS = [upload for upload in UPLOADS if upload.search == REFUSED]
 SEARCHED_UPLOADS = [upload for upload in UPLOADS if upload.search == SEARCHED]
+
+
+# Broken styles.csv files
+
+
+def styles_text(*lines, header=STYLES_HEADER):
+    return "\n".join([header, *lines]) + "\n"
+
+
+@dataclass(frozen=True)
+class BrokenStyles:
+    """A styles.csv and what the import makes of it: the ids kept and the rejected rows
+    (line -> part of the reason), or the whole file refused (part of the message)."""
+
+    kind: str
+    make: object  # () -> bytes
+    kept: tuple = ()
+    rejected: dict = None
+    refused: str = ""
+
+
+GOOD = styles_text(styles_line(1), styles_line(2), styles_line(3))
+BAD_NUMBERS = [
+    # (styles.csv line without price/stock, price, stock, part of the reason)
+    (styles_line(10, year="2012.5"), "", "", "year '2012.5' is not a whole number"),
+    (styles_line(11, year="99999"), "", "", "year 99999 is outside"),
+    (styles_line(12), "NaN", "", "price 'NaN' must be between"),
+    (styles_line(13), "Infinity", "", "price 'Infinity' must be between"),
+    (styles_line(14), "1e400", "", "price '1e400' must be between"),
+    (styles_line(15), "-0.01", "", "price '-0.01' must be between"),
+    (styles_line(16), "1_000", "", "price '1_000' is not a number"),
+    (styles_line(17), "", "1.5", "stock '1.5' is not a whole number"),
+    (styles_line(18), "", "-3", "stock '-3' is not a whole number"),
+    (styles_line("1.0"), "", "", "id '1.0' is not a whole number"),
+    (styles_line("\u0661\u0662"), "", "", "is not a whole number"),  # Arabic-Indic digits
+    (styles_line("99999999999"), "", "", "id 99999999999 is outside"),
+    (styles_line("abc"), "", "", "id 'abc' is not a whole number"),
+    (styles_line(""), "", "", "id is empty"),
+]
+
+
+def _bad_numbers():
+    lines = [styles_line(1) + ",9.99,4"]
+    lines += [f"{line},{price},{stock}" for line, price, stock, _ in BAD_NUMBERS]
+    lines.append(styles_line(2) + ",,")
+    return styles_text(*lines, header=STYLES_HEADER + ",price,stock").encode()
+
+
+STYLES_FILES = [
+    BrokenStyles(
+        "latin-1",
+        lambda: styles_text(styles_line(1), styles_line(2, name="Caf\xe9 Shirt"), styles_line(3)).encode(
+            "latin-1"
+        ),
+        kept=(1, 3),
+        rejected={3: "not UTF-8 text (byte 0xe9 at position"},
+    ),
+    BrokenStyles(
+        "Windows-1252 curly quotes",
+        lambda: styles_text(styles_line(1), styles_line(2, name="\u201cSmart\u201d Shirt")).encode("cp1252"),
+        kept=(1,),
+        rejected={3: "not UTF-8 text (byte 0x93"},
+    ),
+    BrokenStyles("UTF-8 with a byte order mark", lambda: GOOD.encode("utf-8-sig"), kept=(1, 2, 3)),
+    BrokenStyles("UTF-16 with a byte order mark", lambda: GOOD.encode("utf-16"), refused="UTF-16"),
+    BrokenStyles("UTF-16 big-endian, no byte order mark", lambda: GOOD.encode("utf-16-be"), refused="UTF-16"),
+    BrokenStyles("UTF-32", lambda: GOOD.encode("utf-32"), refused="UTF-32"),
+    BrokenStyles("Windows line endings", lambda: GOOD.replace("\n", "\r\n").encode(), kept=(1, 2, 3)),
+    BrokenStyles("old Mac line endings", lambda: GOOD.replace("\n", "\r").encode(), kept=(1, 2, 3)),
+    BrokenStyles("tab-separated", lambda: GOOD.replace(",", "\t").encode(), refused="separated by tabs"),
+    BrokenStyles("semicolon-separated", lambda: GOOD.replace(",", ";").encode(), refused="semicolons"),
+    BrokenStyles("a JPEG named styles.csv", lambda: garment_photo(RED), refused="not a text file"),
+    BrokenStyles(
+        "a zip named styles.csv",
+        lambda: zip_archive({"styles.csv": GOOD.encode()}),
+        refused="is a zip archive, not a CSV file",
+    ),
+    BrokenStyles("empty", lambda: b"", refused="empty"),
+    BrokenStyles("header only", lambda: styles_text().encode()),
+    BrokenStyles(
+        "no id column",
+        lambda: b"name,gender\nTee,Men\n",
+        refused="lacks the required column(s) id, productDisplayName",
+    ),
+    BrokenStyles(
+        "a column named twice", lambda: b"id,id,productDisplayName\n1,2,Tee\n", refused="'id' twice"
+    ),
+    BrokenStyles(
+        "too few columns",
+        lambda: styles_text(styles_line(1), "5,Men,Apparel", styles_line(2)).encode(),
+        kept=(1, 2),
+        rejected={3: "has 3 fields, the header names 10"},
+    ),
+    BrokenStyles(
+        "too many columns: the extra cell lands in a number column",
+        lambda: styles_text("1,Tee,9.99", "2,Tee,9.99,extra", header="id,productDisplayName,price").encode(),
+        kept=(1,),
+        rejected={3: "price 'extra' is not a number"},
+    ),
+    BrokenStyles(
+        "duplicate ids",
+        lambda: styles_text(styles_line(1), styles_line(2), styles_line(1, name="Again")).encode(),
+        kept=(1, 2),
+        rejected={4: "id 1 appears again (first on line 2)"},
+    ),
+    BrokenStyles(
+        "bad numbers",
+        _bad_numbers,
+        kept=(1, 2),
+        rejected={line: reason for line, (*_, reason) in enumerate(BAD_NUMBERS, start=3)},
+    ),
+    BrokenStyles(
+        "a zero byte in a row",
+        lambda: (
+            styles_text(*[styles_line(i) for i in range(1, 40)]) + styles_line(40, name="Nul\0Tee")
+        ).encode(),
+        kept=tuple(range(1, 40)),
+        rejected={41: "contains a zero byte"},
+    ),
+    BrokenStyles(
+        "a name longer than the column",
+        lambda: styles_text(styles_line(1, name="N" * 256), styles_line(2)).encode(),
+        kept=(2,),
+        rejected={2: "productDisplayName is longer than 255 characters"},
+    ),
+    BrokenStyles(
+        "a row of commas only",
+        lambda: styles_text(",,,,,,,,,", styles_line(1)).encode(),
+        kept=(1,),
+        rejected={2: "id is empty"},
+    ),
+]
+
+
+# Zip archives: written by zipfile, then damaged where a test needs it
+
+# Fields of a central directory record: (offset, struct format).
+DIRECTORY_FIELDS = {
+    "version_needed": (6, "<H"),
+    "flags": (8, "<H"),
+    "method": (10, "<H"),
+    "compressed_size": (20, "<I"),
+    "size": (24, "<I"),
+    "external_attr": (38, "<I"),
+}
+
+
+def zip_archive(members, compression=zipfile.ZIP_DEFLATED):
+    """A zip archive of ``{name: bytes}``, members in that order."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _directory_record(data, name):
+    """The offset of ``name``'s record in the archive's central directory."""
+    start = struct.unpack_from("<I", data, len(data) - 6)[0]  # no archive comment
+    encoded = name.encode()
+    while data[start : start + 4] == b"PK\x01\x02":
+        name_length, extra, comment = struct.unpack_from("<HHH", data, start + 28)
+        if data[start + 46 : start + 46 + name_length] == encoded:
+            return start
+        start += 46 + name_length + extra + comment
+    raise KeyError(name)
+
+
+def with_directory_fields(data, name, **fields):
+    """The archive with fields of ``name``'s central directory record overwritten: the
+    record zipfile trusts for sizes, method, flags and file type."""
+    data = bytearray(data)
+    record = _directory_record(bytes(data), name)
+    for field, value in fields.items():
+        offset, fmt = DIRECTORY_FIELDS[field]
+        struct.pack_into(fmt, data, record + offset, value)
+    return bytes(data)
+
+
+def with_directory_name(data, name, raw_name):
+    """The archive with ``name`` spelt as the bytes ``raw_name`` (same length) in its
+    central directory."""
+    data = bytearray(data)
+    record = _directory_record(bytes(data), name)
+    data[record + 46 : record + 46 + len(raw_name)] = raw_name
+    return bytes(data)
+
+
+def with_damaged_data(data, name):
+    """The archive with the compressed bytes of ``name`` scrambled."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = archive.getinfo(name)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data = bytearray(data)
+    for position in range(start, start + min(info.compress_size, 64)):
+        data[position] ^= 0x5A
+    return bytes(data)
+
+
+def end_records_only(entries, directory_size):
+    """Nothing but the records that end a zip64 archive, claiming ``entries`` entries in a
+    directory of ``directory_size`` bytes: what a zip bomb's reader sees first."""
+    zip64_end = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, entries, entries, directory_size, 0)
+    locator = struct.pack("<IIQI", 0x07064B50, 0, 0, 1)
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return zip64_end + locator + end
+
+
+# Checks that a bad input left nothing behind
+
+
+def files_under(*folders):
+    """Every file under the folders (the SQLite test database aside: queries change it)."""
+    return {
+        path
+        for folder in folders
+        if folder.exists()
+        for path in folder.rglob("*")
+        if path.is_file() and not path.name.startswith("test.sqlite3")
+    }
+
+
+def row_counts():
+    """Rows in every table, by model."""
+    return {model._meta.label: model._default_manager.count() for model in apps.get_models()}

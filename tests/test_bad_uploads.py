@@ -11,7 +11,6 @@ import re
 
 import numpy as np
 import pytest
-from django.apps import apps
 from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import RequestFactory
@@ -30,6 +29,8 @@ from tests.bad_inputs import (
     SIZE_LIMIT,
     STORED,
     UPLOADS,
+    files_under,
+    row_counts,
 )
 from tests.factories import EmbeddingFactory, ProductFactory
 
@@ -48,32 +49,17 @@ def as_file(upload):
     return SimpleUploadedFile(upload.name, upload.data(), content_type=upload.content_type)
 
 
-def _files_under(folders):
-    return {
-        path
-        for folder in folders
-        if folder.exists()
-        for path in folder.rglob("*")
-        # The SQLite test database and its journal change with every query.
-        if path.is_file() and not path.name.startswith("test.sqlite3")
-    }
-
-
-def _row_counts():
-    return {model._meta.label: model._default_manager.count() for model in apps.get_models()}
-
-
 class Watched:
     """Files under the test's folders and rows in every table, before and after."""
 
     def __init__(self, folders):
         self.folders = folders
-        self.files = _files_under(folders)
-        self.rows = _row_counts()
+        self.files = files_under(*folders)
+        self.rows = row_counts()
 
     def assert_nothing_written(self, allowed_tables=()):
-        assert _files_under(self.folders) == self.files
-        after = _row_counts()
+        assert files_under(*self.folders) == self.files
+        after = row_counts()
         assert {table: n for table, n in after.items() if table not in allowed_tables} == {
             table: n for table, n in self.rows.items() if table not in allowed_tables
         }
