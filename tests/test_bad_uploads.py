@@ -34,7 +34,8 @@ from tests.bad_inputs import (
 )
 from tests.factories import EmbeddingFactory, ProductFactory
 
-pytestmark = pytest.mark.django_db
+# Pillow warns about the corrupt EXIF block it is given on purpose.
+pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore:Corrupt EXIF data")]
 
 SEARCH_URL = "/visual/search/"
 SEARCH_API_URL = "/api/search/image"
@@ -86,6 +87,7 @@ def test_the_corpus_covers_every_kind_once():
     assert len(names) == len(set(names)) >= 30
     assert len(REFUSED_UPLOADS) >= 15 and len(SEARCHED_UPLOADS) >= 10
     assert all(upload.message for upload in REFUSED_UPLOADS)
+    assert PLAIN_IMAGE_FIELD_MISSES <= set(names)
 
 
 # Search by photo: refused files (the CNN is never loaded for them)
