@@ -15,7 +15,7 @@ from config.request_limits import too_large
 from recommender.vector_store import current_embeddings
 
 from .filters import FACETS
-from .forms import CatalogueImportForm
+from .forms import CatalogueImportForm, ProductImageField
 from .importing import CatalogueFileError, import_uploaded_catalogue
 from .importing.styles import MAX_ID
 from .models import ImportRun, Product
@@ -56,6 +56,10 @@ class ProductAdminForm(forms.ModelForm):
     own change to the stock (catalog.stock)."""
 
     stock_loaded = forms.IntegerField(required=False, widget=PostedOnly)
+
+    class Meta:
+        # Photos are checked and stored like imported ones (JPEG, pixel and size limits).
+        field_classes = {"image": ProductImageField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
