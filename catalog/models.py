@@ -1,6 +1,6 @@
 import hashlib
 
-from django.db import models
+from django.db import models, transaction
 from django.urls import reverse
 
 from .availability import Availability, availability
@@ -79,6 +79,12 @@ class Product(models.Model):
         elif not self.image:
             self.image_checksum = ""
         super().save(*args, **kwargs)
+        replaced, self.loaded_image_name = self.loaded_image_name, self.image.name
+        if replaced and replaced != self.image.name:
+            # The storage gave the new photo another name (admin, API, shell). Drop the old
+            # file once the change is committed: a rolled-back save keeps its photo.
+            storage = self.image.storage
+            transaction.on_commit(lambda: storage.delete(replaced))
 
     def get_absolute_url(self):
         return reverse("catalog:product_detail", args=[self.pk])
@@ -90,13 +96,16 @@ class Product(models.Model):
             return ""
         return f"{self.image.url}?v={self.image_checksum[:12]}" if self.image_checksum else self.image.url
 
-    # Lets post_save listeners tell whether the image changed in this save.
+    # Lets post_save listeners tell whether the image changed in this save, and save()
+    # which file a new photo replaces.
     loaded_image_checksum = None
+    loaded_image_name = ""
 
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
         instance.loaded_image_checksum = instance.__dict__.get("image_checksum")
+        instance.loaded_image_name = instance.__dict__.get("image") or ""
         return instance
 
     @property

@@ -116,15 +116,9 @@ class ProductSerializer(serializers.ModelSerializer):
 
     @transaction.atomic
     def update(self, product, validated_data):
-        previous_image = product.image.name
         wanted = validated_data.pop("stock", None)
         loaded = validated_data.pop("stock_loaded", None)
         for field, value in validated_data.items():
             setattr(product, field, value)
         save_staff_edit(product, stock_wanted=wanted, stock_loaded=loaded if wanted is not None else None)
-        if previous_image and previous_image != product.image.name:
-            # The storage gave the new photo another name; drop the replaced file once the
-            # change is committed, so a failed update never leaves the product without one.
-            storage = product.image.storage
-            transaction.on_commit(lambda: storage.delete(previous_image))
         return product

@@ -182,3 +182,27 @@ def test_with_an_object_store_photos_are_stored_and_linked_there(object_store, d
         assert response.read() == data
     with Product.objects.get(pk=product.pk).image.open("rb") as stored:  # as the embedding reads it
         assert stored.read() == data
+
+
+def stored_photos(media_root):
+    return sorted(path.name for path in (media_root / "products").iterdir())
+
+
+def test_a_replaced_photo_leaves_no_old_file_behind(photo, media_root, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        photo.image = ContentFile(image_bytes(colour=(10, 200, 10)), name="new.jpg")
+        photo.save()
+    assert stored_photos(media_root) == [Path(photo.image.name).name]
+    assert photo.image.read() == image_bytes(colour=(10, 200, 10))
+
+
+def test_a_rolled_back_replacement_keeps_the_photo(photo, media_root):
+    from django.db import transaction
+
+    before = photo.image.name
+    with pytest.raises(RuntimeError), transaction.atomic():
+        photo.image = ContentFile(image_bytes(colour=(10, 200, 10)), name="new.jpg")
+        photo.save()
+        raise RuntimeError("refused")
+    assert Product.objects.get(pk=photo.pk).image.name == before
+    assert Path(before).name in stored_photos(media_root)
