@@ -1,8 +1,10 @@
 """A Redis cache that treats an unreachable Redis as an empty cache.
 
 The cache holds only what can be recomputed (rate-limit counters, the index rebuild
-marker), so a dead or slow Redis must cost a request at most the socket timeout, never
-a 500. Every failure is logged; writes report failure the way a full cache would.
+marker, facet counts), so a dead or slow Redis must cost a request at most the socket
+timeout, never a 500. After a failure the process leaves Redis alone for RETRY_AFTER
+seconds, so a hung server costs one timeout per process and period, not one per call.
+Writes report failure the way a full cache would.
 """
 
 import logging
@@ -14,21 +16,22 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
-# While Redis is down, say so once every this many seconds, not on every request.
-WARNING_INTERVAL = 30.0
+RETRY_AFTER = 5.0
 
 
 class ForgivingRedisCache(RedisCache):
-    _last_warning = 0.0
+    _down_until = 0.0
 
     def _forgive(self, operation, default, *args, **kwargs):
+        if time.monotonic() < self._down_until:
+            return default
         try:
             return getattr(super(), operation)(*args, **kwargs)
         except RedisError as exc:
-            now = time.monotonic()
-            if now - ForgivingRedisCache._last_warning > WARNING_INTERVAL:
-                ForgivingRedisCache._last_warning = now
-                logger.warning("Cache unavailable (%s: %s); carrying on without it.", operation, exc)
+            self._down_until = time.monotonic() + RETRY_AFTER
+            logger.warning(
+                "Cache unavailable (%s: %s); carrying on without it for %ss.", operation, exc, RETRY_AFTER
+            )
             return default
 
     def get(self, key, default=None, version=None):

@@ -15,6 +15,7 @@ import pytest
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 
+import config.cache
 from catalog.models import Product
 from config.celery import app as celery_app
 from recommender import queueing, refresh
@@ -94,8 +95,9 @@ def redis_server(unused_port, tmp_path):
 
 
 @pytest.fixture
-def services_mode(redis_server, settings):
-    """This process as a web node in services mode, with the settings' own timeouts."""
+def services_mode(redis_server, settings, monkeypatch):
+    """This process as a web node in services mode, with short timeouts."""
+    monkeypatch.setattr(config.cache, "RETRY_AFTER", 0.5)
     saved = {
         key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "broker_transport_options")
     }
@@ -196,6 +198,7 @@ def test_the_shop_works_with_redis_down_and_catches_up_when_it_is_back(
     assert PendingEmbedding.objects.filter(product_id=new.pk).exists(), "the embedding request was lost"
 
     # Redis is back: the sweep (celery beat's) queues what was left behind.
+    time.sleep(0.6)  # the cache tries Redis again
     cache.clear()
     queueing.sweep()
     assert not PendingEmbedding.objects.exists()
