@@ -2,23 +2,69 @@
 
 recommender.embedding never reads Django settings; this module hands it the configured
 model name, weights cache and image limits, so every caller embeds the same way.
+
+The model runs from a LiteRT file converted from the Keras model and kept in
+``MODEL_CACHE_DIR`` (recommender.embedding.litert_model). Converting imports TensorFlow, so
+web processes should never do it: they call :func:`preload_embedder` when they start, and
+from then on only read the file; the worker (or :func:`convert_model` in a deploy step)
+makes it.
 """
 
+import logging
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .embedding import EMBEDDER_NAMES, Embedder, InvalidImage, colour_descriptor, load_embedder, prepare_image
+from . import embedding
+from .embedding import EMBEDDER_NAMES, Embedder, InvalidImage, colour_descriptor, prepare_image
 from .vector_store import current_model_name
+
+logger = logging.getLogger(__name__)
+
+# False once preload_embedder() has declared this a web process: no conversion, no TensorFlow.
+_may_convert = True
 
 
 def get_embedder() -> Embedder:
     """The embedder named by ``settings.EMBEDDING_MODEL``, loaded once per process.
 
-    Imports TensorFlow on first use: never call it on a page that does not embed a photo.
+    Reads the converted model without TensorFlow. When the converted file is missing it is
+    converted first (importing TensorFlow, seconds), except in a process that called
+    :func:`preload_embedder`: there it raises recommender.embedding.ModelNotConverted
+    until the worker or :func:`convert_model` has made the file.
     """
+    return embedding.load_embedder(**_configured_model(), convert=_may_convert)
+
+
+def convert_model() -> Path:
+    """Convert the configured model to the file web processes load, unless it exists, and
+    return its path. Imports TensorFlow when it converts: for the worker at start, deploy
+    steps and commands, never for web processes."""
+    return embedding.convert_model(**_configured_model())
+
+
+def preload_embedder() -> Embedder | None:
+    """Load the converted model now, for a web process at start, and never convert (never
+    import TensorFlow) in this process from then on.
+
+    Call it in each web process after it is forked (gunicorn's ``post_fork``, or
+    ``AppConfig.ready`` when the server does not preload the app). Returns None, with a
+    warning, when the model is not converted yet: photo search then raises
+    ModelNotConverted until the file exists, and loads it on the next search.
+    """
+    global _may_convert
+    _may_convert = False
+    try:
+        return get_embedder()
+    except embedding.ModelNotConverted as exc:
+        logger.warning("photo search is unavailable until the model is converted: %s", exc)
+        return None
+
+
+def _configured_model() -> dict:
+    """``load_embedder`` arguments for the configured model, checked."""
     name = current_model_name()
     if name not in EMBEDDER_NAMES:
         raise ImproperlyConfigured(
@@ -35,7 +81,7 @@ def get_embedder() -> Embedder:
             )
         if not Path(weights).is_file():
             raise ImproperlyConfigured(f"RESNET50_WEIGHTS_PATH points at {weights}, which is not a file.")
-    return load_embedder(name, cache_dir=settings.MODEL_CACHE_DIR, resnet50_weights=weights or None)
+    return {"name": name, "cache_dir": settings.MODEL_CACHE_DIR, "resnet50_weights": weights or None}
 
 
 def prepare_photo(source, crop=None) -> np.ndarray:

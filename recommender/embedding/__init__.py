@@ -1,10 +1,12 @@
 """Image embedding for visual search: preprocessing, the CNN, colour signatures.
 
-Importing this package is cheap; TensorFlow loads only when a model is first used.
+Importing this package is cheap. The CNN is served from a converted LiteRT file without
+TensorFlow; TensorFlow loads only to convert the Keras model (or to train).
 """
 
 from .colour import COLOUR_DIM, COLOUR_REVISION, colour_descriptor
-from .embedder import EMBEDDER_NAMES, PREPROCESSING_REVISION, Embedder, EmbedderUnavailable, load_embedder
+from .embedder import EMBEDDER_NAMES, PREPROCESSING_REVISION, Embedder, EmbedderUnavailable
+from .litert_model import ModelNotConverted, convert_model, converted_model_path, load_embedder
 from .preprocessing import DEFAULT_MAX_PIXELS, IMAGE_SIZE, InvalidImage, parse_crop, prepare_image
 from .vector_math import combine, l2_normalise
 
@@ -21,8 +23,11 @@ __all__ = [
     "Embedder",
     "EmbedderUnavailable",
     "InvalidImage",
+    "ModelNotConverted",
     "colour_descriptor",
     "combine",
+    "convert_model",
+    "converted_model_path",
     "l2_normalise",
     "load_embedder",
     "parse_crop",

