@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -213,6 +214,7 @@ _SEALS = (
     | getattr(fcntl, "F_SEAL_WRITE", 0)
     | getattr(fcntl, "F_SEAL_SEAL", 0)
 )
+_COPY_CHUNK = 8 << 20
 
 
 def _check_size(path, expected):
@@ -231,17 +233,12 @@ def _load_annoy(path, dimensions, expected_bytes):
         return index
     copy = os.memfd_create(path.name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
-        with open(path, "rb") as source:
-            offset = 0
-            while offset < expected_bytes:
-                sent = os.sendfile(copy, source.fileno(), offset, expected_bytes - offset)
-                if not sent:  # truncated while copying
-                    break
-                offset += sent
+        with open(path, "rb") as source, open(copy, "wb", closefd=False) as target:
+            shutil.copyfileobj(source, target, _COPY_CHUNK)
         fcntl.fcntl(copy, fcntl.F_ADD_SEALS, _SEALS)
         # The copy, not the file, is what gets mapped: check its size.
         if os.fstat(copy).st_size != expected_bytes:
-            raise IndexUnavailable(f"{path.name} was truncated while it was read")
+            raise IndexUnavailable(f"{path.name} changed size while it was read")
         index.load(f"/proc/self/fd/{copy}")  # Annoy opens and maps the copy itself
     finally:
         os.close(copy)
@@ -307,7 +304,9 @@ def _check_still_on_disk(folder, loaded):
     try:
         _check_size(folder / loaded.metadata["ann"], loaded.metadata["ann_bytes"])
     except (OSError, IndexUnavailable) as exc:
-        logger.warning("Index build %s is damaged on disk: %s", loaded.build_id, exc)
+        if _state.get("damaged") != loaded.build_id:  # said once, not on every query
+            _state["damaged"] = loaded.build_id
+            logger.warning("Index build %s is damaged on disk: %s", loaded.build_id, exc)
         raise IndexUnavailable(f"index build {loaded.build_id} is damaged on disk: {exc}") from None
 
 
