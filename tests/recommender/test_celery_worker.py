@@ -1,161 +1,42 @@
 """Embedding and indexing through a real Redis broker and real `celery worker` processes."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.cache import caches
-from django.db import connection, transaction
+from django.db import transaction
 
 from catalog.models import Product
 from config.celery import app as celery_app
-from recommender import annoy_index
 from recommender.models import Embedding, IndexBuild
 from recommender.similar import similar_products
+from tests import workers as worker_processes
 from tests.factories import ProductFactory
 from tests.images import image_bytes
+from tests.workers import Workers, forget_broker_connections
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-PROJECT = Path(__file__).resolve().parents[2]
 VISIBILITY_TIMEOUT = 8
 
 
-def redis_client():
-    import redis
-
-    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-
-
-def database_url():
-    params = connection.settings_dict
-    if params["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{params['NAME']}"
-    return f"postgres://{params['USER']}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{params['NAME']}"
-
-
-def forget_broker_connections():
-    """Drop pooled connections and producers made for the previous broker (eager tests
-    earlier in the session create them for the in-memory transport)."""
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-
-
 @pytest.fixture
-def services_mode(settings, tmp_path):
+def services_mode(settings):
     """Point this process at Redis (broker, results, cache) like a web node in services mode."""
-    # Read first: the app loads its configuration from Django settings on first use.
-    saved = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
-    try:
-        redis_client().flushdb()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    settings.INDEX_DIR = tmp_path / "index"
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.INDEX_REBUILD_DELAY = 2
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
-    caches["default"].clear()
-    celery_app.conf.update(
-        task_always_eager=False,
-        broker_url=REDIS_URL,
-        result_backend=REDIS_URL,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
-    )
-    forget_broker_connections()
-    annoy_index.forget_loaded_index()
-    yield settings
-    celery_app.conf.update(saved, broker_connection_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT)
-    forget_broker_connections()
-    annoy_index.forget_loaded_index()
-    redis_client().flushdb()
-
-
-class Workers:
-    """Starts and stops real `celery worker` processes sharing this test's files."""
-
-    def __init__(self, tmp_path):
-        self.tmp_path = tmp_path
-        self.processes = []
-
-    def env(self):
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE="config.settings.test",
-            DATABASE_URL=database_url(),
-            REDIS_URL=REDIS_URL,
-            TEST_DATA_DIR=str(django_settings.TEST_DATA_DIR),
-            MEDIA_ROOT=str(django_settings.MEDIA_ROOT),
-            INDEX_DIR=str(django_settings.INDEX_DIR),
-            INDEX_REBUILD_DELAY=str(django_settings.INDEX_REBUILD_DELAY),
-            CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT),
-            LOG_LEVEL="WARNING",
-        )
-        return env
-
-    def start(self, name):
-        log = open(self.tmp_path / f"{name}.log", "wb")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                "--loglevel=INFO",
-                "--without-mingle",
-                "--without-gossip",
-                "-n",
-                f"{name}@%h",
-            ],
-            cwd=PROJECT,
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.processes.append(process)
-        return process
-
-    def kill(self, process):
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-
-    def stop_all(self):
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    self.kill(process)
-
-    def logs(self):
-        return "\n".join(path.read_text(errors="replace")[-3000:] for path in self.tmp_path.glob("*.log"))
+    with worker_processes.services_mode(settings, REDIS_URL, VISIBILITY_TIMEOUT):
+        yield settings
 
 
 @pytest.fixture
 def workers(services_mode, tmp_path):
-    pool = Workers(tmp_path)
+    pool = Workers(tmp_path, REDIS_URL, VISIBILITY_TIMEOUT)
     yield pool
     pool.stop_all()
 
 
 def wait_for(condition, timeout, workers, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"Timed out after {timeout}s waiting for {what}.\nWorker logs:\n{workers.logs()}")
+    worker_processes.wait_for(condition, timeout, what, workers.logs)
 
 
 def embedded_count(ids):
