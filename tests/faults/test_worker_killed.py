@@ -80,6 +80,10 @@ def test_a_batch_of_a_killed_worker_is_embedded_once_by_another_worker(workers):
     assert embedded_count(killed.args[0]) == 0
     assert killed.id in {m.id for m in taken_tasks(broker)}
 
+    # A message left by a dead worker goes back to the queue when a worker scans for
+    # expired ones: at its start, then only every ~100 s (kombu's unacked_restore_interval
+    # x unacked_restore_throttle). Start the rescuer once the message has expired.
+    time.sleep(VISIBILITY_TIMEOUT + 1)
     workers.start("rescuer")
     wait_for(lambda: embedded_count(ids) == len(ids), 180, "every product to be embedded", workers.logs)
     wait_for(
