@@ -22,7 +22,7 @@ from recommender import queueing, refresh
 from recommender.models import PendingEmbedding
 from tests.factories import SHIPPING, EmbeddingFactory, ProductFactory
 from tests.images import garment_photo, image_bytes
-from tests.recommender.test_celery_worker import forget_broker_connections
+from tests.workers import forget_broker_connections
 
 pytestmark = pytest.mark.django_db
 

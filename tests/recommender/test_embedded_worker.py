@@ -20,7 +20,7 @@ from recommender.models import Embedding, IndexBuild
 from recommender.similar import similar_products
 from tests.factories import EmbeddingFactory, ProductFactory
 from tests.images import image_bytes
-from tests.recommender.test_celery_worker import database_url, forget_broker_connections
+from tests.workers import database_url, forget_broker_connections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +34,9 @@ def embedded_mode(settings):
     (the one a worker started with the test settings uses), the cache is a shared folder."""
     broker = Path(settings.TEST_DATA_DIR) / "broker"
     shutil.rmtree(broker, ignore_errors=True)
-    saved = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "broker_transport_options")}
+    saved = {
+        key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "broker_transport_options")
+    }
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.INDEX_REBUILD_DELAY = 1
     settings.CACHES = {
@@ -122,7 +124,9 @@ def test_a_worker_reading_the_folder_embeds_and_indexes_new_products(embedded_mo
 @pytest.mark.slow
 def test_make_run_starts_the_web_server_and_the_worker_and_stops_both(tmp_path, unused_port):
     env = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "DATABASE_URL"}}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", DATA_DIR=str(tmp_path), MEDIA_ROOT=str(tmp_path))
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.local", DATA_DIR=str(tmp_path), MEDIA_ROOT=str(tmp_path)
+    )
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=PROJECT, env=env, check=True)
     log = tmp_path / "run.log"
     with open(log, "wb") as output:
