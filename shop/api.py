@@ -4,6 +4,9 @@ Carts live in the session (visitors) or the account (shoppers), so every change 
 CSRF token; GET /api/cart/ hands one out as the ``csrftoken`` cookie.
 """
 
+import logging
+
+from django.db import DatabaseError
 from django.middleware.csrf import get_token
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -24,6 +27,7 @@ from .serializers import (
     ShippingSerializer,
 )
 from .services import (
+    CHECKOUT_UNAVAILABLE,
     CheckoutError,
     ShippingDetails,
     add_to_cart,
@@ -37,6 +41,7 @@ from .services import (
 )
 
 # 403: no CSRF token; 404 (product in the path): an address that is not a product id.
+logger = logging.getLogger(__name__)
 CART_ERRORS = error_responses(400, 403)
 CART_ITEM_ERRORS = error_responses(400, 403, 404)
 
@@ -47,6 +52,14 @@ class CheckoutConflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The order could not be placed."
     default_code = "checkout_failed"
+
+
+class CheckoutUnavailable(APIException):
+    """The database failed mid-checkout; nothing was ordered, the cart is unchanged."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = CHECKOUT_UNAVAILABLE
+    default_code = "checkout_unavailable"
 
 
 def cart_response(request, cart, change=None):
@@ -139,7 +152,7 @@ class OrdersAPI(generics.ListAPIView):
     @extend_schema(
         summary="Place an order from the cart",
         request=ShippingSerializer,
-        responses={201: OrderSerializer, **error_responses(400, 403, 409)},
+        responses={201: OrderSerializer, **error_responses(400, 403, 409, 503)},
     )
     def post(self, request):
         """Order everything in the cart, shipped to the given address; stock is taken at once."""
@@ -151,6 +164,9 @@ class OrdersAPI(generics.ListAPIView):
             )
         except CheckoutError as error:
             raise CheckoutConflict(" ".join(error.messages)) from error
+        except DatabaseError as error:
+            logger.exception("Checkout failed on a database error")
+            raise CheckoutUnavailable() from error
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
 
 

@@ -37,6 +37,10 @@ class CheckoutError(ValidationError):
     """An order that cannot be placed; the message is meant for the shopper."""
 
 
+# What the shopper reads when the database fails mid-checkout (everything is rolled back).
+CHECKOUT_UNAVAILABLE = "Your order could not be placed just now; nothing was ordered and your cart is unchanged. Please try again."
+
+
 @dataclass
 class CartChange:
     """What a cart change did, with a message for the shopper."""

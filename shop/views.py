@@ -4,11 +4,14 @@ Every cart change and every order goes through shop.services, the same functions
 API uses; the views add messages, redirects and the session memory of placed orders.
 """
 
+import logging
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,6 +24,7 @@ from recommender.recommendations import recommended_for
 from .forms import ShippingForm, SignupForm
 from .models import Cart, Order
 from .services import (
+    CHECKOUT_UNAVAILABLE,
     CartError,
     CheckoutError,
     add_to_cart,
@@ -36,6 +40,7 @@ from .services import (
 
 # Session key: [cart id, order number] of the orders placed in this browser session, so a
 # visitor can see their own confirmation and a resubmitted checkout finds its order.
+logger = logging.getLogger(__name__)
 SESSION_ORDERS_KEY = "placed_orders"
 REMEMBERED_ORDERS = 20
 ORDERS_PER_PAGE = 20
@@ -215,12 +220,21 @@ def checkout(request):
                     return placed
                 messages.error(request, _error_text(exc))
                 return redirect("shop:cart")
+            except DatabaseError:
+                # Rolled back whole: no order, no stock taken. The form is shown again.
+                logger.exception("Checkout failed on a database error")
+                messages.error(request, CHECKOUT_UNAVAILABLE)
+                return _checkout_page(request, form, cart, status=503)
             _remember_order(request, cart.pk, order.number)
             return redirect("shop:order_confirmation", number=order.number)
     else:
         user = request.user
         initial = {"email": user.email, "full_name": user.get_full_name()} if user.is_authenticated else {}
         form = ShippingForm(initial={**initial, "cart": cart.pk if cart else None})
+    return _checkout_page(request, form, cart)
+
+
+def _checkout_page(request, form, cart, status=200):
     lines = cart_lines(cart)
     if not lines:
         messages.info(request, "Your cart is empty.")
@@ -230,6 +244,7 @@ def checkout(request):
         request,
         "shop/checkout.html",
         {"form": form, "rows": _cart_rows(lines), "count": count, "total": total},
+        status=status,
     )
 
 
