@@ -26,7 +26,10 @@ if not REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
         if CELERY_TASK_ALWAYS_EAGER
-        else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": TEST_DATA_DIR / "cache"}
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": TEST_DATA_DIR / "cache",
+        }
     }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
