@@ -1,15 +1,18 @@
 """CNN inference runtimes side by side: Keras (TensorFlow), ONNX Runtime and LiteRT running
 EfficientNet-Lite0's feature extractor (a preprocessed 224x224 batch -> 1280-d pooled features).
 
-    .venv/bin/python bench/bench_inference.py [--images 320] [--repeats 3] [--out FILE]
+    .venv/bin/python bench/bench_inference.py [--images 320] [--repeats 3] [--busy 2]
+        [--runtimes keras,onnxruntime,onnxruntime_nospin,litert] [--workdir DIR] [--out FILE]
 
 Converts the Keras model once (ONNX with Keras' exporter, TFLite with TFLiteConverter),
-computes the Keras features of real catalogue photos, then measures each runtime in a
-fresh process of its own, so memory and start-up are the runtime's alone: import + load
-time, resident memory after loading and after 100 single-image inferences, images/s at
-batch 1 and 32, and the largest difference to the Keras features. A runtime whose package
-is not installed is listed as such. Prints a table and writes JSON (default
-var/bench/bench_inference.json).
+computes the Keras features of the first ``--images`` photos of
+../shared/datasets/fashion-small-dev, then measures each runtime in a fresh process of its
+own, so memory and start-up are the runtime's alone: import + load time, resident memory
+after loading and after 100 single-image inferences, images/s at batch 1 and 32, and the
+largest difference to the Keras features. ``--busy N`` keeps N spinning processes running
+meanwhile, as other workers would on a shared machine. Only LiteRT is in requirements.txt:
+a runtime whose package is missing (onnxruntime; ONNX export needs tf2onnx and onnx) is
+listed as such. Prints a table and writes JSON (default var/bench/bench_inference.json).
 """
 
 import argparse
@@ -26,11 +29,14 @@ from pathlib import Path
 import numpy as np
 from common import DATASETS, ROOT, log, rounded
 
-RUNTIMES = ("keras", "onnxruntime", "litert")
+# onnxruntime_nospin: ONNX Runtime with its threads sleeping instead of spinning between
+# operators, which matters when other processes want the cores (see --busy).
+RUNTIMES = ("keras", "onnxruntime", "onnxruntime_nospin", "litert")
 # What each runtime needs installed in a process that only runs the model.
 PACKAGES = {
     "keras": ("tensorflow-cpu", "keras"),
     "onnxruntime": ("onnxruntime",),
+    "onnxruntime_nospin": ("onnxruntime",),
     "litert": ("ai-edge-litert",),
 }
 SINGLE_INFERENCES = 100
@@ -73,11 +79,13 @@ def load_runtime(name, workdir):
             return model(batch, training=False)
 
         return lambda batch: features(batch).numpy()
-    if name == "onnxruntime":
+    if name.startswith("onnxruntime"):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = THREADS
+        if name == "onnxruntime_nospin":
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = onnxruntime.InferenceSession(
             str(workdir / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
@@ -127,7 +135,7 @@ def measure(name, workdir, repeats):
     result["first_inference_s"] = time.perf_counter() - start
     singles, times = [], []
     for index in range(SINGLE_INFERENCES):
-        single = batch(index, 1)
+        single = batch(index % len(photos), 1)
         start = time.perf_counter()
         singles.append(run(single)[0])
         times.append(time.perf_counter() - start)
@@ -146,7 +154,7 @@ def measure(name, workdir, repeats):
     result["rss_after_batches_mb"], result["peak_rss_mb"] = rss_mb()
     difference = max(
         float(np.abs(batched - reference).max()),
-        float(np.abs(np.stack(singles) - reference[:SINGLE_INFERENCES]).max()),
+        float(np.abs(np.stack(singles) - reference[np.arange(SINGLE_INFERENCES) % len(photos)]).max()),
     )
     result["max_abs_diff"] = difference
     result["tensorflow_imported"] = "tensorflow" in sys.modules
@@ -199,8 +207,27 @@ def run_child(name, workdir, repeats):
         cwd=ROOT,
     )
     if process.returncode:
-        return {"error": process.stderr.strip().splitlines()[-1]}
+        return {"error": (process.stderr.strip().splitlines() or [f"exit code {process.returncode}"])[-1]}
     return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def measure_all(names, workdir, repeats, conversion):
+    results = {}
+    for name in names:
+        sizes = [installed_mb(package) for package in PACKAGES[name]]
+        if None in sizes:
+            results[name] = {"error": f"not installed ({', '.join(PACKAGES[name])})"}
+        elif name.startswith("onnxruntime") and not (workdir / "model.onnx").exists():
+            results[name] = {"error": conversion.get("onnx_conversion_error", "no ONNX file")}
+        else:
+            log(f"measuring {name}")
+            load = os.getloadavg()[0]
+            results[name] = {
+                **run_child(name, workdir, repeats),
+                "package_mb": sum(sizes),
+                "load_average": load,
+            }
+    return results
 
 
 def table(results):
@@ -214,11 +241,13 @@ def table(results):
         ("import_and_load_s", "import+load s", "{:.2f}"),
         ("first_inference_s", "1st run s", "{:.2f}"),
         ("package_mb", "package MB", "{:.0f}"),
+        ("load_average", "load", "{:.1f}"),
     ]
     rows = [[title for _, title, _ in columns]]
+    failed = []
     for name, row in results.items():
         if "error" in row:
-            rows.append([name, row["error"]])
+            failed.append(f"{name}: {row['error']}")
             continue
         rows.append(
             [
@@ -226,8 +255,9 @@ def table(results):
                 for key, _, fmt in columns
             ]
         )
-    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(columns))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines + failed)
 
 
 def main():
@@ -238,6 +268,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="passes over the photos at batch 32")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "bench_inference.json")
     parser.add_argument("--runtimes", default=",".join(RUNTIMES), help="which to measure (comma-separated)")
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="keep N other processes spinning while measuring (a shared machine)",
+    )
     parser.add_argument("--child", choices=RUNTIMES, help=argparse.SUPPRESS)
     parser.add_argument(
         "--workdir",
@@ -259,20 +295,16 @@ def main():
             log(f"converting the model and embedding {args.images} photos with Keras")
             conversion = convert(workdir, args.images)
             saved.write_text(json.dumps(conversion))
-        report = {"threads": THREADS, "load_average": os.getloadavg()[0], "conversion": conversion}
-        results = {}
-        for name in args.runtimes.split(","):
-            sizes = [installed_mb(package) for package in PACKAGES[name]]
-            if None in sizes:
-                results[name] = {"error": f"not installed ({', '.join(PACKAGES[name])})"}
-                continue
-            if name == "onnxruntime" and not (workdir / "model.onnx").exists():
-                results[name] = {"error": report["conversion"].get("onnx_conversion_error", "no ONNX file")}
-                continue
-            log(f"measuring {name}")
-            results[name] = {**run_child(name, workdir, args.repeats), "package_mb": sum(sizes)}
-        report["runtimes"] = results
-        report["load_average_after"] = os.getloadavg()[0]
+        report = {"threads": THREADS, "busy_processes": args.busy, "conversion": conversion}
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+        try:
+            report["runtimes"] = results = measure_all(
+                args.runtimes.split(","), workdir, args.repeats, conversion
+            )
+        finally:
+            for process in busy:
+                process.kill()
+                process.wait()
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     output = rounded(report)
@@ -284,5 +316,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

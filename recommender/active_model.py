@@ -49,9 +49,11 @@ def preload_embedder() -> Embedder | None:
     """Load the converted model now, for a web process at start, and never convert (never
     import TensorFlow) in this process from then on.
 
-    Call it in each web process after it is forked (gunicorn's ``post_fork``, or
-    ``AppConfig.ready`` when the server does not preload the app). Returns None, with a
-    warning, when the model is not converted yet: photo search then raises
+    Call it where only web servers pass: at the end of config/wsgi.py (runserver and
+    gunicorn import it; with ``gunicorn --preload`` the model is loaded once before the
+    workers fork and shared by them) or in gunicorn's ``post_worker_init``. Not in
+    AppConfig.ready: workers and commands run that too, and they may convert. Returns
+    None, with a warning, when the model is not converted yet: photo search then raises
     ModelNotConverted until the file exists, and loads it on the next search.
     """
     global _may_convert

@@ -176,6 +176,43 @@ def test_photo_search_in_a_web_process_runs_without_tensorflow_and_finds_what_ke
     assert result["served"] == result["keras"]
 
 
+PRELOADED_THEN_FORKED = """
+import json, os, sys
+import numpy as np
+from recommender.embedding import load_embedder
+from recommender.embedding.litert_model import check_images
+embedder = load_embedder("efficientnet_lite0", cache_dir=sys.argv[1], convert=False)
+images = check_images(3)
+before = embedder.embed_images(images)
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(write, embedder.embed_images(images).tobytes())
+    os._exit(0)
+os.close(write)
+data = b""
+while chunk := os.read(read, 1 << 16):
+    data += chunk
+os.waitpid(pid, 0)
+child = np.frombuffer(data, np.float32).reshape(before.shape)
+print(json.dumps({"difference": float(np.abs(child - before).max()), "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+@pytest.mark.slow
+def test_a_model_loaded_before_the_server_forks_runs_in_the_forked_workers(served):
+    # gunicorn --preload: the master loads the model, its workers are forked from it.
+    result = subprocess.run(
+        [sys.executable, "-c", PRELOADED_THEN_FORKED, str(served.path.parent)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"difference": 0.0, "tensorflow": False}
+
+
 def test_a_web_process_without_the_converted_model_neither_converts_nor_imports_tensorflow(tmp_path):
     script = f"""
 import json, os, sys, django
