@@ -121,12 +121,11 @@ def _check(converted, keras_embedder):
 def check_images(count=4, seed=0):
     """Generated 224x224 photos (noise, gradients, flat colours) to compare models on."""
     rng = np.random.default_rng(seed)
-    ramp = np.linspace(0, 255, IMAGE_SIZE, dtype=np.float32)
+    ramp = np.linspace(0, 255, IMAGE_SIZE).astype(np.uint8)
+    rows, columns = np.meshgrid(ramp, ramp, indexing="ij")
     images = [
         rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8),
-        np.stack(np.broadcast_arrays(ramp[:, None], ramp[None, :], 255 - ramp[:, None]), axis=-1).astype(
-            np.uint8
-        ),
+        np.stack([rows, columns, 255 - rows], axis=-1),
         np.full((IMAGE_SIZE, IMAGE_SIZE, 3), 255, dtype=np.uint8),
     ]
     while len(images) < count:

@@ -22,7 +22,7 @@ from recommender.embedding import (
     prepare_image,
 )
 from recommender.embedding.embedder import batch_sizes, build_keras_embedder, load_keras_embedder
-from recommender.embedding.litert_model import MAX_DIFFERENCE, LiteRTEmbedder, check_images
+from recommender.embedding.litert_model import MAX_DIFFERENCE, ConversionFailed, LiteRTEmbedder, check_images
 from recommender.embedding.weights import file_fingerprint, read_legacy_state_dict
 from tests.images import garment_photo
 from tests.recommender.fixtures.reference_image import reference_photo_png
@@ -91,6 +91,12 @@ def test_new_weights_are_converted_again_and_the_same_weights_are_not(served, tm
     cache_dir = tmp_path / "models"
     changed = changed_weights_file(tmp_path)
     monkeypatch.setattr(efficientnet_lite, "pytorch_weights_path", lambda: changed)
+    # A converter that got it wrong (here: the old weights' file) is caught before use.
+    with monkeypatch.context() as patch:
+        patch.setattr(litert_model, "_to_litert", lambda model: served.path.read_bytes())
+        with pytest.raises(ConversionFailed, match="differs from Keras"):
+            convert_model(NAME, cache_dir=cache_dir)
+    assert [path.suffix for path in cache_dir.iterdir()] == [".h5"]
 
     new_path = convert_model(NAME, cache_dir=cache_dir)
 
