@@ -51,7 +51,7 @@ def main():
     django.setup()
     from recommender.embedding import colour_descriptor, efficientnet_lite, prepare_image
     from recommender.embedding.backend import load_tensorflow
-    from recommender.embedding.embedder import Embedder
+    from recommender.embedding.embedder import KerasEmbedder
 
     results = {"repeats": args.repeats}
     start = time.perf_counter()
@@ -68,7 +68,7 @@ def main():
         results["cached_load_s"] = round(time.perf_counter() - start, 2)
 
     features = efficientnet_lite.feature_extractor(model)
-    embedder = Embedder("efficientnet_lite0", 1280, features, efficientnet_lite.preprocess_input)
+    embedder = KerasEmbedder("efficientnet_lite0", 1280, features, efficientnet_lite.preprocess_input)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
 

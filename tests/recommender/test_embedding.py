@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from recommender.active_model import get_embedder
 from recommender.embedding import efficientnet_lite, l2_normalise, prepare_image
 from recommender.embedding.backend import load_tensorflow
-from recommender.embedding.embedder import batch_plan, build_resnet50_embedder
+from recommender.embedding.embedder import batch_plan, build_resnet50_embedder, load_keras_embedder
 from tests.recommender.fixtures.reference_image import REFERENCE_EMBEDDING, reference_photo_png
 
 # ImageNet-1k class indices (checked against the standard class list).
@@ -171,7 +171,9 @@ def test_vectors_do_not_depend_on_batch_size_or_padding(embedder, fashion_dev):
 
 
 @pytest.mark.slow
-def test_many_batch_sizes_reuse_a_few_traced_graphs(embedder):
+def test_many_batch_sizes_reuse_a_few_traced_graphs(settings):
+    # The Keras model the served one is converted from (and the embedding bench runs).
+    embedder = load_keras_embedder("efficientnet_lite0", cache_dir=settings.MODEL_CACHE_DIR)
     blank = np.full((224, 224, 3), 255, dtype=np.uint8)
     for count in range(1, 12):
         embedder.embed_images([blank] * count, batch_size=8)
