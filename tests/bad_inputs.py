@@ -17,7 +17,7 @@ import numpy as np
 from django.apps import apps
 from PIL import Image
 
-from tests.catalog_files import STYLES_HEADER, styles_line
+from tests.catalog_files import STYLES_HEADER, styles_line, zip_bytes
 from tests.images import BLUE, RED, garment_photo, image_bytes
 
 # Outcomes
@@ -109,17 +109,9 @@ def html_with_jpeg_magic():
     return b"\xff\xd8\xff\xe0" + html_page()
 
 
-def _zip(members):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def jpeg_with_zip():
     """A valid JPEG with a zip archive appended: opens as either."""
-    return garment_photo(BLUE) + _zip({"payload.html": html_page()})
+    return garment_photo(BLUE) + zip_bytes({"payload.html": html_page()})
 
 
 def png_with_html():

@@ -1,6 +1,5 @@
 """Fixtures shared by the whole suite."""
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +8,7 @@ from django.core.cache import cache
 
 from recommender import active_model, annoy_index, search_space
 from tests.factories import SHIPPING, EmbeddingFactory, ProductFactory, UserFactory
+from tests.servers import RedisServer, free_port
 
 # Vectors of the real catalogue sample and shopper photos, computed once per test run.
 pytest_plugins = ["tests.recommender.quality_fixtures"]
@@ -117,6 +117,14 @@ def media_root(settings, tmp_path):
 @pytest.fixture
 def unused_port():
     """A TCP port on loopback that nothing listens on (for servers a test starts)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A running redis-server of this test's own, to stop or freeze mid-test."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.process.poll() is None:
+        server.stop()

@@ -5,21 +5,17 @@ Redis is down or hangs."""
 import http.client
 import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import redis
 from django.urls import reverse
 
 from recommender import annoy_index
 from recommender.refresh import rebuild_index
 from tests.factories import EmbeddingFactory, ProductFactory
+from tests.servers import gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 LIVE = "/health/live/"
@@ -128,46 +124,11 @@ def test_a_build_of_another_model_only_is_not_a_failure(client, built_index, set
 # --- Redis: a real redis-server of the test's own, stopped or paused mid-test ---
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis.from_url(url, socket_timeout=0.5).ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise
-            time.sleep(0.05)
-    yield process, url
-    if process.poll() is None:
-        process.send_signal(signal.SIGCONT)
-        process.kill()
-    process.wait(timeout=10)
-
-
 @pytest.fixture
 def redis_settings(settings, redis_server):
     """Services mode pointed at the test's redis-server: the cache as the base settings
     configure it for a REDIS_URL, with its short timeouts."""
-    process, url = redis_server
+    url = redis_server.url
     settings.REDIS_URL = url
     settings.CELERY_BROKER_URL = url
     seconds = settings.REDIS_SOCKET_TIMEOUT
@@ -178,7 +139,7 @@ def redis_settings(settings, redis_server):
             "OPTIONS": {"socket_connect_timeout": seconds, "socket_timeout": seconds},
         }
     }
-    return process
+    return redis_server
 
 
 def timed(call):
@@ -200,8 +161,7 @@ def test_readiness_checks_redis_as_cache_and_broker(client, redis_settings):
 @pytest.mark.django_db
 def test_redis_stopped_fails_readiness_quickly_and_liveness_stays_up(client, redis_settings):
     assert ready_report(client)[0] == 200
-    redis_settings.terminate()
-    redis_settings.wait(timeout=10)
+    redis_settings.stop()
 
     (status, report), seconds = timed(lambda: ready_report(client))
     live, live_seconds = timed(lambda: client.get(LIVE))
@@ -219,7 +179,7 @@ def test_redis_stopped_fails_readiness_quickly_and_liveness_stays_up(client, red
 @pytest.mark.django_db
 def test_a_hung_redis_fails_readiness_within_a_bounded_time(client, redis_settings, settings):
     assert ready_report(client)[0] == 200
-    redis_settings.send_signal(signal.SIGSTOP)  # accepts connections, never answers
+    redis_settings.process.send_signal(signal.SIGSTOP)  # accepts connections, never answers
 
     (status, report), seconds = timed(lambda: ready_report(client))
 
@@ -238,7 +198,6 @@ def test_a_hung_redis_fails_readiness_within_a_bounded_time(client, redis_settin
 @pytest.fixture
 def production_server(tmp_path):
     """gunicorn with the production settings, one proxy in front, JSON logs."""
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_URL", "DATABASE_URL"))}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.production",
@@ -249,48 +208,21 @@ def production_server(tmp_path):
         LOG_FORMAT="json",
     )
     log = tmp_path / "server.log"
-    with open(log, "wb") as output:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail(f"gunicorn did not start: {log.read_text()}")
-            time.sleep(0.2)
+    with gunicorn(env, log, "--workers=1") as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
 
-    def get(path, **headers):
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        connection.request("GET", path, headers={"Host": "shop.example.com", **headers})
-        response = connection.getresponse()
-        response.read()
-        connection.close()
-        return response
+        def get(path, **headers):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("GET", path, headers={"Host": "shop.example.com", **headers})
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            return response
 
-    def log_entries():
-        return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        def log_entries():
+            return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
 
-    yield get, log_entries
-    server.send_signal(signal.SIGINT)  # quick shutdown
-    server.wait(timeout=30)
+        yield get, log_entries
 
 
 def test_a_production_server_answers_probes_over_http_and_trusts_its_proxy(production_server):

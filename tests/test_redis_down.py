@@ -5,11 +5,7 @@ A real redis-server is started on a spare port and stopped (killed, or frozen wi
 SIGSTOP so connections hang) in the middle of the test.
 """
 
-import shutil
-import signal
-import subprocess
 import time
-from contextlib import contextmanager
 
 import pytest
 from django.core.cache import cache
@@ -28,70 +24,6 @@ pytestmark = pytest.mark.django_db
 
 # A request may wait this long at most for Redis, with REDIS_SOCKET_TIMEOUT at 0.5 s.
 MAX_SECONDS = 4.0
-
-
-class RedisServer:
-    def __init__(self, port, folder):
-        self.port, self.folder, self.process = port, folder, None
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            cwd=self.folder,
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while (
-            subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout
-            != b"PONG\n"
-        ):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.1)
-
-    def stop(self):
-        self.process.kill()
-        self.process.wait()
-
-    @contextmanager
-    def frozen(self):
-        """Connections are accepted by the kernel but never answered."""
-        self.process.send_signal(signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            self.process.send_signal(signal.SIGCONT)
-
-    def queued_messages(self):
-        out = subprocess.run(
-            ["redis-cli", "-p", str(self.port), "llen", "celery"], capture_output=True, text=True
-        )
-        return int(out.stdout)
-
-
-@pytest.fixture
-def redis_server(unused_port, tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(unused_port, tmp_path)
-    server.start()
-    yield server
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGCONT)
-        server.stop()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from django.core.files.base import ContentFile
 from catalog.models import Product
 from tests.factories import ProductFactory
 from tests.images import image_bytes
+from tests.servers import gunicorn
 
 PROJECT = Path(__file__).resolve().parents[2]
 YEAR = 365 * 24 * 3600
@@ -91,7 +92,7 @@ def production_env(tmp_path, **extra):
     return env
 
 
-def test_the_production_server_shows_product_photos(tmp_path, unused_port):
+def test_the_production_server_shows_product_photos(tmp_path):
     env = production_env(tmp_path)
 
     def manage(*args):
@@ -101,24 +102,14 @@ def test_the_production_server_shows_product_photos(tmp_path, unused_port):
 
     manage("migrate", "-v0")
     manage("make_demo_catalog", "--count", "3", "--out", str(tmp_path / "demo"), "--import")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{unused_port}"],
-        cwd=PROJECT,
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{unused_port}"
-    try:
-        page = _get(f"{base}/", wait=30).read().decode()
+    with gunicorn(env, tmp_path / "gunicorn.log") as base:
+        page = _get(f"{base}/").read().decode()
         src = re.search(r'class="product-card__image" src="([^"]+)"', page).group(1)
         with _get(base + src.replace("&amp;", "&")) as response:
             body = response.read()
             assert response.headers["Content-Type"] == "image/jpeg"
             assert "immutable" in response.headers["Cache-Control"]
         assert body[:3] == b"\xff\xd8\xff" and len(body) > 500
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def _get(url, wait=0):

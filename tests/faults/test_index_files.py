@@ -11,11 +11,9 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 
@@ -31,6 +29,7 @@ from recommender.queueing import REBUILD_PENDING_KEY, REBUILD_TASK
 from recommender.refresh import rebuild_index
 from recommender.search_space import active_space
 from recommender.vector_store import current_embeddings, current_model_name, exact_neighbours, stored_vectors
+from tests.servers import Gunicorn
 from tests.workers import PROJECT, process_env, queued_tasks, redis_client, services_mode
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,44 +64,15 @@ class WebServer:
         self.index_dir = index_dir
         self.log_path = folder / "gunicorn.log"
         self.process = None
-        self.port = None
 
     def start(self, env):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                f"--bind=127.0.0.1:{self.port}",
-                "--workers=1",
-                "--timeout=120",
-                "--error-logfile=-",
-            ],
-            cwd=PROJECT,
-            env=env,
-            stdout=open(self.log_path, "wb"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"gunicorn did not start:\n{self.log()}"
-            try:
-                self.get("/no-such-page/")
-            except urllib.error.HTTPError:
-                return  # answering (404)
-            except OSError:
-                time.sleep(0.3)
-                continue
-            return
-        pytest.fail(f"gunicorn did not answer within 120s:\n{self.log()}")
+        options = ("--workers=1", "--timeout=120", "--error-logfile=-")
+        self.server = Gunicorn(env, self.log_path, *options, timeout=120).start()
+        self.process = self.server.process
 
     def get(self, path):
         """(status, body) of a GET; connection failures raise."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=60) as response:
+        with urllib.request.urlopen(f"{self.server.url}{path}", timeout=60) as response:
             return response.status, response.read().decode()
 
     def log(self, since=0):
@@ -112,13 +82,8 @@ class WebServer:
         return self.log_path.stat().st_size
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            self.server.stop()
 
 
 @pytest.fixture(scope="module")

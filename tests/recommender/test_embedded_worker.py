@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from recommender.models import Embedding, IndexBuild
 from recommender.similar import similar_products
 from tests.factories import EmbeddingFactory, ProductFactory
 from tests.images import image_bytes
-from tests.workers import database_url, forget_broker_connections
+from tests.workers import database_url, forget_broker_connections, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,13 +63,8 @@ def product_with_photo(index):
     return ProductFactory(image=ContentFile(image_bytes(colour=colour), name=f"{index}.jpg"))
 
 
-def wait_for(condition, timeout, what, log):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"Timed out after {timeout}s waiting for {what}.\n{log.read_text(errors='replace')[-3000:]}")
+def tail(log):
+    return lambda: log.read_text(errors="replace")[-3000:]
 
 
 def test_a_new_photo_and_a_stale_index_are_queued_not_worked_on_in_the_request(embedded_mode, client):
@@ -111,8 +105,10 @@ def test_a_worker_reading_the_folder_embeds_and_indexes_new_products(embedded_mo
         )
     try:
         products = [product_with_photo(i) for i in range(8)]
-        wait_for(lambda: Embedding.objects.count() == 8, 240, "the worker to embed the products", log)
-        wait_for(lambda: IndexBuild.objects.filter(status="ready", item_count=8).exists(), 60, "a build", log)
+        wait_for(lambda: Embedding.objects.count() == 8, 240, "the worker to embed the products", tail(log))
+        wait_for(
+            lambda: IndexBuild.objects.filter(status="ready", item_count=8).exists(), 60, "a build", tail(log)
+        )
         similar = similar_products(products[0])
         assert similar and products[0] not in similar
         assert queued_messages(embedded_mode) == 0
@@ -138,8 +134,8 @@ def test_make_run_starts_the_web_server_and_the_worker_and_stops_both(tmp_path, 
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{unused_port}/"), 60, "the storefront", log)
-        wait_for(lambda: b"ready." in log.read_bytes(), 60, "the worker", log)
+        wait_for(lambda: _answers(f"http://127.0.0.1:{unused_port}/"), 60, "the storefront", tail(log))
+        wait_for(lambda: b"ready." in log.read_bytes(), 60, "the worker", tail(log))
     finally:
         launcher.send_signal(signal.SIGINT)  # Ctrl-C
         launcher.wait(timeout=40)

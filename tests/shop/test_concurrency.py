@@ -302,17 +302,24 @@ def test_a_checkout_during_a_login_orders_the_merged_lines(monkeypatch, shopper_
     assert not open_cart
 
 
+def log_in_at_once(monkeypatch, user, **browsers):
+    """Each browser logs in to ``user``; every merge pauses before its first line until
+    all have got that far."""
+    run = Interleaving(monkeypatch)
+    for name in browsers:
+        run.pause_in("_bounded_quantity", name)
+    for name, browser in browsers.items():
+        run.start(name, log_in(browser, user))
+    run.join()
+    return run
+
+
 def test_two_logins_at_once_add_up_both_visitor_carts(monkeypatch, shopper_with_cart):
     """Two browsers log in to the same account, both with the same product in their cart."""
     user, shirt, jeans = shopper_with_cart
     # Both carts start with jeans: both merges look for a jeans line before either adds one.
     phone, laptop = visitor_with_cart({jeans: 1, shirt: 2}), visitor_with_cart({jeans: 4})
-    run = Interleaving(monkeypatch)
-    run.pause_in("_bounded_quantity", "phone")
-    run.pause_in("_bounded_quantity", "laptop")
-    run.start("phone", log_in(phone, user))
-    run.start("laptop", log_in(laptop, user))
-    run.join()
+    run = log_in_at_once(monkeypatch, user, phone=phone, laptop=laptop)
 
     assert all(response.status_code == 302 for response in run.responses.values())
     wanted = Counter({shirt.pk: 3, jeans.pk: 5})
@@ -325,12 +332,7 @@ def test_the_same_login_submitted_twice_at_once_merges_once(monkeypatch, shopper
     first = visitor_with_cart({shirt: 2, jeans: 1})
     second = Client()
     second.cookies = copy.deepcopy(first.cookies)  # the same browser session, a second request
-    run = Interleaving(monkeypatch)
-    run.pause_in("_bounded_quantity", "first")
-    run.pause_in("_bounded_quantity", "second")
-    run.start("first", log_in(first, user))
-    run.start("second", log_in(second, user))
-    run.join()
+    log_in_at_once(monkeypatch, user, first=first, second=second)
 
     wanted = Counter({shirt.pk: 3, jeans.pk: 1})
     assert assert_every_piece_once(user, wanted, {shirt.pk: 40, jeans.pk: 40}) == (Counter(), wanted)
