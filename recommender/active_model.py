@@ -45,6 +45,11 @@ def convert_model() -> Path:
     return embedding.convert_model(**_configured_model())
 
 
+def model_is_converted() -> bool:
+    """Whether the file web processes load exists for the configured model."""
+    return embedding.converted_model_path(**_configured_model()).exists()
+
+
 def preload_embedder() -> Embedder | None:
     """Load the converted model now, for a web process at start, and never convert (never
     import TensorFlow) in this process from then on.

@@ -3,8 +3,8 @@
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,11 +17,21 @@ from config.api import error_responses
 from config.throttling import PhotoSearchThrottle
 from shop.services import cart_lines, get_cart
 
-from .embedding import InvalidImage
+from .embedding import EmbedderUnavailable, InvalidImage
 from .neighbours import MAX_RESULTS, RESULT_FILTERS, result_filters
-from .photo_search import crop_from, read_photo, search_with
+from .photo_search import PHOTO_SEARCH_STARTING, RETRY_AFTER_SECONDS, crop_from, read_photo, search_with
 from .recommendations import recommended_for
 from .similar import similar_products
+
+
+class PhotoSearchUnavailable(APIException):
+    """The model is not ready yet (see recommender.photo_search); try again later."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = PHOTO_SEARCH_STARTING
+    default_code = "photo_search_unavailable"
+    wait = RETRY_AFTER_SECONDS  # DRF sends it as Retry-After
+
 
 RESULTS = inline_serializer("ProductResults", {"results": ProductSerializer(many=True)})
 
@@ -127,8 +137,9 @@ class PhotoSearchAPI(APIView):
 
     @extend_schema(
         request=PhotoSearchInput,
-        # 413: a body over the upload limit; 429: over the photo search rate.
-        responses={200: PhotoResultsSerializer, **error_responses(400, 413, 429)},
+        # 413: a body over the upload limit; 429: over the photo search rate; 503: the
+        # model is not ready yet.
+        responses={200: PhotoResultsSerializer, **error_responses(400, 413, 429, 503)},
     )
     def post(self, request):
         options = _options(PhotoSearchInput, request.data)
@@ -137,6 +148,8 @@ class PhotoSearchAPI(APIView):
             query = read_photo(data["image"].read(), crop=data["crop"])
         except InvalidImage as exc:
             raise ValidationError({"image": [str(exc)]}) from exc
+        except EmbedderUnavailable as exc:
+            raise PhotoSearchUnavailable() from exc
         found = search_with(query, k=data["k"], filters=options.filters())
         products = ProductSerializer(found.products, many=True, context={"request": request}).data
         return Response({"results": products, "looks_like": found.looks_like})

@@ -27,6 +27,10 @@ CROP_FIELDS = ("crop_x", "crop_y", "crop_width", "crop_height")
 LOOKS_LIKE = {"article_type": "articleType", "base_colour": "baseColour"}
 # Predictions less likely than this are not shown.
 MIN_LOOKS_LIKE_PROBABILITY = 0.3
+# Said while the model is not ready (a new deployment whose worker is still converting it:
+# read_photo raises recommender.embedding.EmbedderUnavailable), with Retry-After.
+PHOTO_SEARCH_STARTING = "Photo search is starting up. Please try again in a minute."
+RETRY_AFTER_SECONDS = 60
 
 
 @dataclass

@@ -2,11 +2,19 @@
 acknowledged late (a worker killed mid-task leaves the message for another worker),
 retried with backoff and bounded in time. Sending them is recommender.queueing's job."""
 
+import logging
+import subprocess
+import sys
+import threading
+
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import queueing, refresh, training
+from . import active_model, queueing, refresh, training
+
+logger = logging.getLogger(__name__)
 
 RETRYABLE = (DatabaseError, OSError, ConnectionError)
 TASK_OPTIONS = {
@@ -61,3 +69,24 @@ def train_recommender_task():
     except training.TrainingRefused as exc:
         return {"refused": str(exc)}
     return {"version": report.version.pk, "activated": report.activated, "seconds": round(report.seconds, 1)}
+
+
+@worker_ready.connect
+def convert_model_at_start(**kwargs):
+    """Web processes only load the converted model and never convert it, so a worker makes
+    it as soon as it starts, not at the first embedding task. In a child process: the
+    conversion imports TensorFlow, which this long-lived process should not carry."""
+    if active_model.model_is_converted():
+        return None
+
+    def convert():
+        command = [sys.executable, "-m", "django", "prepare_model"]
+        result = subprocess.run(command, cwd=settings.BASE_DIR, capture_output=True, text=True)
+        if result.returncode:
+            logger.error("Could not convert the photo search model: %s", result.stderr[-2000:])
+        else:
+            logger.info(result.stdout.strip())
+
+    thread = threading.Thread(target=convert, name="prepare-model", daemon=True)
+    thread.start()
+    return thread

@@ -12,9 +12,16 @@ from catalog.models import Product
 from config.throttling import rate_limited
 
 from .active_model import prepare_photo
-from .embedding import InvalidImage
+from .embedding import EmbedderUnavailable, InvalidImage
 from .forms import PhotoSearchForm
-from .photo_search import PhotoQuery, read_photo, search_by_product_photo, search_with
+from .photo_search import (
+    PHOTO_SEARCH_STARTING,
+    RETRY_AFTER_SECONDS,
+    PhotoQuery,
+    read_photo,
+    search_by_product_photo,
+    search_with,
+)
 
 logger = logging.getLogger(__name__)
 PREVIEW_SIZE = (320, 320)
@@ -90,6 +97,10 @@ def photo_search(request):
                 form.add_error(None, "Your last photo search has expired; please choose the photo again.")
         except InvalidImage as exc:
             form.add_error("photo", str(exc))
+        except EmbedderUnavailable as exc:
+            logger.warning("Photo search unavailable: %s", exc)
+            form.add_error(None, PHOTO_SEARCH_STARTING)
+            context["unavailable"] = True
     context["form"] = form
     active = form.filters() if form.is_bound and not form.errors else {}
     context["chips"] = _chips(context["looks_like"], active)
@@ -98,4 +109,9 @@ def photo_search(request):
             Product.objects.available().exclude(image="").order_by("?")[:EXAMPLE_COUNT]
         )
     status = 400 if form.is_bound and form.errors else 200
-    return render(request, "recommender/photo_search.html", context, status=status)
+    if context.get("unavailable"):
+        status = 503
+    response = render(request, "recommender/photo_search.html", context, status=status)
+    if status == 503:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
