@@ -7,16 +7,22 @@ recommender.tasks (tasks import the services, never the other way round).
   transaction; after the commit the pending rows are drained in batched tasks.
 - Index rebuilds are debounced: the first request of a burst sets a cache marker and
   schedules one rebuild INDEX_REBUILD_DELAY seconds later; later requests fold into it.
+  Rebuilds are also spaced: one never starts right after another (see
+  :func:`seconds_until_next_rebuild`), so a long burst (a 44k import embedding for
+  minutes) leads to a few builds, not one after the other; searches cover vectors
+  stored since the last build exactly until then.
 - The periodic sweep queues whatever a dead broker or a lost message left behind.
 """
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from . import refresh
 from .models import IndexBuild, PendingEmbedding
@@ -28,6 +34,9 @@ REBUILD_TASK = "recommender.tasks.rebuild_index"
 SWEEP_TASK = "recommender.tasks.sweep"
 TRAIN_TASK = "recommender.tasks.train_recommender"
 REBUILD_PENDING_KEY = "recommender:index-rebuild-pending"
+# The rebuild task's hard time limit (recommender.tasks): an unfinished build older than
+# this was killed and is not waited for.
+REBUILD_TIME_LIMIT = 1560
 
 
 def send_task(name: str, *args, **options) -> bool:
@@ -95,9 +104,35 @@ def request_index_rebuild() -> bool:
     return False
 
 
+def seconds_until_next_rebuild() -> float:
+    """How long the next rebuild should wait so it does not follow the last one straight
+    away: at least INDEX_REBUILD_DELAY, and INDEX_REBUILD_SPACING times the last build's
+    duration, between the end of one build and the start of the next (so rebuilding takes
+    at most a third of a worker's time at the default 2). 0 when it may start now."""
+    now = timezone.now()
+    running = IndexBuild.objects.filter(
+        finished_at=None, started_at__gt=now - timedelta(seconds=REBUILD_TIME_LIMIT)
+    )
+    if running.exists():  # another worker is building: look again once it may have finished
+        return float(settings.INDEX_REBUILD_DELAY)
+    last = IndexBuild.objects.exclude(finished_at=None).order_by("-finished_at").first()
+    if last is None:
+        return 0.0
+    gap = max(settings.INDEX_REBUILD_DELAY, last.duration_seconds * settings.INDEX_REBUILD_SPACING)
+    return max(0.0, gap - (now - last.finished_at).total_seconds())
+
+
 def run_requested_rebuild() -> IndexBuild | None:
-    """The rebuild a request scheduled; None when there is nothing to index yet."""
+    """The rebuild a request scheduled; None when there is nothing to index yet, or when it
+    came too soon after the last build and was put off (as one rebuild for everything asked
+    for until then)."""
     if not settings.CELERY_TASK_ALWAYS_EAGER:
+        wait = seconds_until_next_rebuild()
+        if wait > 0:
+            # The marker stays while the rebuild waits, so requests keep folding into it.
+            cache.set(REBUILD_PENDING_KEY, "1", timeout=int(wait) + settings.INDEX_REBUILD_DELAY * 4 + 60)
+            if send_task(REBUILD_TASK, countdown=wait):
+                return None
         # Requests arriving from now on need a rebuild after this one.
         cache.delete(REBUILD_PENDING_KEY)
     try:

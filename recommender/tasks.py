@@ -39,7 +39,12 @@ def embed_products_task(product_ids):
     return report.as_dict()
 
 
-@shared_task(name=queueing.REBUILD_TASK, soft_time_limit=1500, time_limit=1560, **TASK_OPTIONS)
+@shared_task(
+    name=queueing.REBUILD_TASK,
+    soft_time_limit=queueing.REBUILD_TIME_LIMIT - 60,
+    time_limit=queueing.REBUILD_TIME_LIMIT,
+    **TASK_OPTIONS,
+)
 def rebuild_index_task():
     """Rebuild the index from all stored vectors (after a debounced request)."""
     build = queueing.run_requested_rebuild()

@@ -261,6 +261,8 @@ COLOUR_WEIGHT = float(os.environ.get("COLOUR_WEIGHT", "0.065"))
 EMBED_BATCH_SIZE = int(os.environ.get("EMBED_BATCH_SIZE", "64"))
 # A burst of product changes causes one rebuild this many seconds after the first.
 INDEX_REBUILD_DELAY = int(os.environ.get("INDEX_REBUILD_DELAY", "30"))
+# ... and never sooner after the last build than this many times its duration.
+INDEX_REBUILD_SPACING = float(os.environ.get("INDEX_REBUILD_SPACING", "2"))
 SIMILAR_PRODUCTS_COUNT = 5
 CELERY_BEAT_SCHEDULE = {
     "sweep-embeddings": {"task": "recommender.tasks.sweep", "schedule": 15 * 60},

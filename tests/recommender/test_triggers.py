@@ -4,11 +4,14 @@ Tests that need real commits (embedding is queued on commit) use a transactional
 database; Celery runs eagerly, so a queued task has run when the save returns.
 """
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 
 from catalog.importing import import_catalogue
 from catalog.models import Product
@@ -285,6 +288,66 @@ def test_a_stale_index_is_rebuilt_by_the_first_search_after_the_window(clustered
     similar_products(clustered_catalogue[0])
 
     assert newcomer.pk in annoy_index.current_index().positions
+
+
+@pytest.fixture
+def worker_side(settings, monkeypatch):
+    """Run the rebuild task as a worker does (not eagerly); the tasks it sends are recorded
+    and not run (the real path is tests/recommender/test_celery_worker.py)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.INDEX_REBUILD_DELAY = 30
+    settings.INDEX_REBUILD_SPACING = 2
+    sent = []
+    monkeypatch.setattr(queueing, "send_task", lambda name, *args, **options: sent.append(options) or True)
+    return sent
+
+
+def finished_build(seconds_ago, duration):
+    finished = timezone.now() - timedelta(seconds=seconds_ago)
+    return IndexBuild.objects.create(
+        model_name="m", status=IndexBuild.Status.READY, finished_at=finished, duration_seconds=duration
+    )
+
+
+@pytest.mark.django_db
+def test_a_rebuild_right_after_another_is_put_off_by_twice_the_last_duration(
+    clustered_catalogue, worker_side
+):
+    finished_build(seconds_ago=5, duration=40)  # a long build just ended
+
+    assert queueing.run_requested_rebuild() is None
+
+    assert IndexBuild.objects.count() == 1  # nothing built now...
+    assert worker_side[0]["countdown"] == pytest.approx(75, abs=2)  # ...but 80 s after the last one
+    assert cache.get(queueing.REBUILD_PENDING_KEY)  # later requests fold into the put-off rebuild
+    assert queueing.request_index_rebuild() is False
+
+
+@pytest.mark.django_db
+def test_a_rebuild_after_a_quick_build_waits_at_least_the_delay(clustered_catalogue, worker_side):
+    finished_build(seconds_ago=10, duration=0.5)
+
+    queueing.run_requested_rebuild()
+
+    assert worker_side[0]["countdown"] == pytest.approx(20, abs=2)
+
+
+@pytest.mark.django_db
+def test_a_rebuild_long_enough_after_the_last_runs_now(clustered_catalogue, worker_side):
+    finished_build(seconds_ago=100, duration=40)
+
+    build = queueing.run_requested_rebuild()
+
+    assert build.status == IndexBuild.Status.READY and worker_side == []
+    assert queueing.seconds_until_next_rebuild() > 29  # and the next one waits for this one
+
+
+@pytest.mark.django_db
+def test_a_rebuild_waits_for_one_running_on_another_worker(clustered_catalogue, worker_side):
+    IndexBuild.objects.create(model_name="m")  # started, not finished
+
+    assert queueing.run_requested_rebuild() is None
+    assert worker_side[0]["countdown"] == 30
 
 
 @pytest.mark.django_db
