@@ -1,13 +1,16 @@
-"""Product photos served by the app itself when they live in the local media folder.
+"""Product photos and their thumbnails, served by the app itself when they live in the
+local media folder.
 
-Only the folders the shop writes under names it chooses (``products/<id>.jpg``) are
-served; nothing a user names is. Image URLs carry the file's checksum (``?v=``), so a
-versioned request may be cached for a year; an unversioned one is revalidated hourly.
-With an object store (django-storages) image URLs point at the store and this view is
-not routed. Files go out through FileResponse, which gunicorn sends with sendfile.
+Only the folders the shop writes under names it chooses are served: ``products/<id>.jpg``
+and ``thumbnails/<checksum>/<width>.webp``; nothing a user names is. Photo URLs carry the
+file's checksum (``?v=``), so a versioned request may be cached for a year; an
+unversioned one is revalidated hourly. Thumbnail names are their photo's checksum, so
+they are cached for a year whatever the query. With an object store (django-storages)
+URLs point at the store and this view is not routed. Files go out through FileResponse,
+which gunicorn sends with sendfile.
 """
 
-import mimetypes
+import re
 from pathlib import Path
 
 from django.conf import settings
@@ -15,16 +18,18 @@ from django.http import FileResponse, Http404, HttpResponseNotModified
 from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.http import require_safe
 
-SERVED_FOLDERS = ("products",)
+# A photo's name, or a thumbnail's checksum and width.
+SERVED = (re.compile(r"products/[^/.][^/]*"), re.compile(r"thumbnails/[0-9a-f]{64}/[0-9]{1,5}\.webp"))
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 YEAR = 365 * 24 * 3600
+IMMUTABLE = f"public, max-age={YEAR}, immutable"
 
 
 @require_safe
 def serve(request, path):
-    folder, _, name = path.partition("/")
-    if folder not in SERVED_FOLDERS or not name or "/" in name or name.startswith("."):
+    if not any(pattern.fullmatch(path) for pattern in SERVED):
         raise Http404("No such file.")
-    file = Path(settings.MEDIA_ROOT) / folder / name
+    file = Path(settings.MEDIA_ROOT) / path
     try:
         stat = file.stat()
     except OSError:
@@ -33,11 +38,10 @@ def serve(request, path):
     if modified is not None and int(stat.st_mtime) <= modified:
         response = HttpResponseNotModified()
     else:
-        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        content_type = CONTENT_TYPES.get(file.suffix.lower(), "application/octet-stream")
         response = FileResponse(file.open("rb"), content_type=content_type)
         response["Content-Length"] = stat.st_size
     response["Last-Modified"] = http_date(stat.st_mtime)
-    response["Cache-Control"] = (
-        f"public, max-age={YEAR}, immutable" if "v" in request.GET else "public, max-age=3600"
-    )
+    versioned = "v" in request.GET or path.startswith("thumbnails/")
+    response["Cache-Control"] = IMMUTABLE if versioned else "public, max-age=3600"
     return response

@@ -4,6 +4,7 @@ from django.db import models, transaction
 from django.urls import reverse
 
 from .availability import Availability, availability
+from .thumbnails import queue_thumbnails
 
 
 def image_checksum(data):
@@ -27,6 +28,10 @@ class ProductQuerySet(models.QuerySet):
     def visible(self):
         """Products shown in the storefront (active, in stock or not)."""
         return self.filter(is_active=True)
+
+    def with_photo(self):
+        """Products that have a photo."""
+        return self.exclude(image="")
 
 
 def product_image_path(instance, filename):
@@ -78,7 +83,11 @@ class Product(models.Model):
             self.image_checksum = file_checksum(self.image)
         elif not self.image:
             self.image_checksum = ""
+        # Read before saving: post_save listeners move loaded_image_checksum on.
+        new_photo = bool(self.image) and self.image_checksum != self.loaded_image_checksum
         super().save(*args, **kwargs)
+        if new_photo:
+            queue_thumbnails([self.pk])
         replaced, self.loaded_image_name = self.loaded_image_name, self.image.name
         if replaced and replaced != self.image.name:
             # The storage gave the new photo another name (admin, API, shell). Drop the old

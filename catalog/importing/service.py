@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from catalog.models import ImportRun, Product, image_checksum
 from catalog.signals import products_imported
+from catalog.thumbnails import queue_thumbnails
 
 from .errors import ImageProblem
 from .images import looks_like_jpeg, storable_image
@@ -254,10 +255,12 @@ def _save_one_by_one(pending, storage):
 
 
 def _announce(pending):
-    # After commit, once the image files are in place: listeners (embedding tasks) read both.
+    # After commit, once the image files are in place: listeners (embedding tasks) and
+    # thumbnails read both.
     product_ids = [item.product.id for item in pending if item.is_new or item.new_image]
     if product_ids:
         transaction.on_commit(lambda: products_imported.send(sender=Product, product_ids=product_ids))
+    queue_thumbnails(item.product.id for item in pending if item.new_image)
 
 
 def _import_batch(rows, catalogue, report, is_demo):
