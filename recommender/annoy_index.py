@@ -1,25 +1,35 @@
-"""The Annoy index files: build into new files, swap the current build atomically, and
-load it for queries (reloaded when another process swaps in a new build).
+"""The Annoy index builds: build into new files, publish them, and load the current build
+for queries (switching when another process publishes a new one).
 
-An index file is immutable once built (Annoy's own advice): a rebuild writes
-``build-<id>.ann`` and ``build-<id>.ids.npy`` (item number -> product id), then replaces
-``current.json``, the pointer every web process checks before a query. Readers that still
-hold the previous build keep it until they see the new pointer.
+An index file is immutable once built (Annoy's own advice). A rebuild writes
+``build-<id>.ann``, ``build-<id>.ids.npy`` (item number -> product id) and
+``build-<id>.neighbours.npy`` (each item's nearest items), stores them under
+``builds/<id>/`` in the search files storage (recommender.search_files: a folder or an
+object store every host reads), then replaces ``current.json``, the pointer naming the
+current build with the size and checksum of each of its files.
+
+A web process looks at the pointer at most every settings.INDEX_POINTER_CHECK_SECONDS, not
+on every query. When it names a new build, the process copies the files into its host's
+cache folder (settings.INDEX_CACHE_DIR), checks and loads them, and switches; queries
+meanwhile use the build loaded before. A new build that cannot be fetched or is damaged
+is not switched to: the previous build goes on serving and the failure is logged. With no
+usable build at all, IndexUnavailable tells callers to search exactly and ask for a
+rebuild.
 
 Annoy memory-maps its file, and a process whose mapped file is truncated under it dies of
 SIGBUS on its next query. So each process maps its own sealed in-memory copy of the build
-(nothing can shrink it), and before every query checks that the build on disk is still
-whole: a deleted or truncated build is not served (callers search exactly and ask for a
-rebuild), also in the processes that loaded it before the damage.
+(nothing can shrink it), checked against the recorded size and checksum as it is copied.
 """
 
 import fcntl
+import hashlib
 import io
 import json
 import logging
 import os
-import shutil
 import threading
+import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,17 +37,25 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 from django.conf import settings
+from django.core.cache import cache
 from django.utils.dateparse import parse_datetime
+
+from . import search_files
+from .search_files import DamagedFile
 
 logger = logging.getLogger(__name__)
 
 POINTER_NAME = "current.json"
 LOCK_NAME = "build.lock"
+LOCK_CACHE_KEY = "recommender:index-build-lock"
 KEEP_BUILDS = 2
 # Neighbours stored per product at build time, so a product page reads its similar
 # items instead of searching the index.
 PRECOMPUTED_NEIGHBOURS = 40
 RERANK_POOL_FACTOR = 2
+# A published build that could not be fetched is tried again after this long (not at
+# every pointer check: a damaged file would be downloaded again and again).
+RETRY_FAILED_FETCH_SECONDS = 30
 
 
 class IndexUnavailable(Exception):
@@ -45,7 +63,8 @@ class IndexUnavailable(Exception):
 
 
 def index_dir() -> Path:
-    """The folder of the index files (settings.INDEX_DIR), created when missing."""
+    """The folder of the search files when they are kept in a folder (settings.INDEX_DIR),
+    created when missing; it also holds the build lock file."""
     path = Path(settings.INDEX_DIR)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -67,10 +86,20 @@ def _atomic_write_bytes(path, data):
 
 @contextmanager
 def build_lock(folder=None):
-    """Held while a build reads the vectors and swaps itself in: concurrent rebuilds (two
+    """Held while a build reads the vectors and publishes itself: concurrent rebuilds (two
     workers, a command and a task) run one after the other, so neither overwrites the
     other's pointer nor deletes its files, and the last to finish holds the newest vectors.
-    A lock file in the index folder works across the processes and hosts sharing it."""
+
+    With settings.REDIS_URL the lock is a key in the shared cache, so it covers every host;
+    it expires after settings.INDEX_BUILD_LOCK_SECONDS should its holder die, and a build
+    running longer than that is no longer exclusive. Without Redis it is a lock file in the
+    index folder (``folder`` or INDEX_DIR), which covers the processes of one host, or the
+    hosts that share that folder over a network file system.
+    """
+    if folder is None and settings.REDIS_URL:
+        with _cache_lock():
+            yield
+        return
     folder = Path(folder) if folder is not None else index_dir()
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LOCK_NAME, "a+b") as handle:
@@ -81,48 +110,117 @@ def build_lock(folder=None):
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+@contextmanager
+def _cache_lock():
+    token = uuid.uuid4().hex
+    seconds = settings.INDEX_BUILD_LOCK_SECONDS
+    deadline = time.monotonic() + seconds
+    # cache.add is atomic (SET NX in Redis); an unreachable Redis answers False, so the
+    # wait is bounded.
+    while not cache.add(LOCK_CACHE_KEY, token, timeout=seconds):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the index build lock was not free within {seconds} s (or the cache is down)")
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        if cache.get(LOCK_CACHE_KEY) == token:
+            cache.delete(LOCK_CACHE_KEY)
+
+
 def write_build(
     build_id, vectors, product_ids, n_trees, metadata, folder=None, search_k=None, rerank=None
 ) -> str:
     """Write an Annoy file for ``vectors`` and make it the current build.
 
     ``vectors`` are L2-normalised float32 rows, ``product_ids`` the product of each row.
-    ``folder`` defaults to settings.INDEX_DIR and ``search_k`` (for the stored neighbour
-    lists) to settings.ANNOY_SEARCH_K. ``rerank(items, candidates, similarities)``, when
-    given, re-orders each item's nearest candidates (item numbers, one row per item) before
-    the stored lists are cut. Returns the file name of the new index.
+    Without ``folder`` the build is published in the search files storage and the stored
+    name of its Annoy file is returned (``builds/<id>/build-<id>.ann``); with one, the
+    build is written into that local folder alone (scratch indexes of the quality
+    tooling, read back with read_build) and the file's name there is returned.
+    ``search_k`` (for the stored neighbour lists) defaults to settings.ANNOY_SEARCH_K.
+    ``rerank(items, candidates, similarities)``, when given, re-orders each item's nearest
+    candidates (item numbers, one row per item) before the stored lists are cut.
     """
-    folder = Path(folder) if folder is not None else index_dir()
     search_k = settings.ANNOY_SEARCH_K if search_k is None else search_k
     dimensions = int(vectors.shape[1])
-    ann_name = f"build-{build_id}.ann"
-    ids_name = f"build-{build_id}.ids.npy"
-    neighbours_name = f"build-{build_id}.neighbours.npy"
-    tmp_ann = folder / (ann_name + ".tmp")
-    index = AnnoyIndex(dimensions, "angular")
-    for item, vector in enumerate(vectors):
-        index.add_item(item, vector)
-    index.build(n_trees, n_jobs=1)
-    index.save(str(tmp_ann))
-    neighbours = _neighbours_of_every_item(index, len(vectors), search_k, rerank)
-    index.unload()
-    _fsync_file(tmp_ann)
-    os.replace(tmp_ann, folder / ann_name)
-    _atomic_write_bytes(folder / ids_name, _npy_bytes(np.asarray(product_ids, dtype=np.int64)))
-    _atomic_write_bytes(folder / neighbours_name, _npy_bytes(neighbours))
-    pointer = dict(
-        metadata,
-        build_id=build_id,
-        ann=ann_name,
-        ids=ids_name,
-        neighbours=neighbours_name,
-        dimensions=dimensions,
-        items=len(product_ids),
-        ann_bytes=(folder / ann_name).stat().st_size,
-    )
-    _atomic_write_bytes(folder / POINTER_NAME, json.dumps(pointer).encode())
-    _remove_old_builds(folder, keep={ann_name, ids_name})
-    return ann_name
+    names = {
+        "ann": f"build-{build_id}.ann",
+        "ids": f"build-{build_id}.ids.npy",
+        "neighbours": f"build-{build_id}.neighbours.npy",
+    }
+    with _work_folder(folder) as work:
+        tmp_ann = work / (names["ann"] + ".tmp")
+        index = AnnoyIndex(dimensions, "angular")
+        for item, vector in enumerate(vectors):
+            index.add_item(item, vector)
+        index.build(n_trees, n_jobs=1)
+        index.save(str(tmp_ann))
+
+        neighbours = _neighbours_of_every_item(index, len(vectors), search_k, rerank)
+
+        index.unload()
+        _fsync_file(tmp_ann)
+        os.replace(tmp_ann, work / names["ann"])
+        _atomic_write_bytes(work / names["ids"], _npy_bytes(np.asarray(product_ids, dtype=np.int64)))
+        _atomic_write_bytes(work / names["neighbours"], _npy_bytes(neighbours))
+        files = {name: search_files.file_record(work / name) for name in names.values()}
+        pointer = dict(
+            metadata,
+            build_id=build_id,
+            **names,
+            dimensions=dimensions,
+            items=len(product_ids),
+            ann_bytes=files[names["ann"]]["bytes"],
+            files=files,
+        )
+        if folder is None:
+            return _publish(work, pointer)
+        _atomic_write_bytes(work / POINTER_NAME, json.dumps(pointer).encode())
+        _remove_old_local_builds(work, keep={names["ann"]})
+        return names["ann"]
+
+
+@contextmanager
+def _work_folder(folder):
+    """The folder a build is written in: the given one, or a scratch folder whose files
+    are then stored."""
+    if folder is not None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+        return
+    with search_files.staging_folder() as staging:
+        yield staging
+
+
+def _publish(work, pointer) -> str:
+    """Store the build's files under their immutable names, then the pointer: a host
+    that sees the new pointer finds every file it names."""
+    prefix = f"{search_files.BUILDS}/{pointer['build_id']}"
+    for name in pointer["files"]:
+        search_files.store_file(work / name, f"{prefix}/{name}")
+    pointer = dict(pointer, folder=prefix)
+    search_files.replace_file(POINTER_NAME, json.dumps(pointer).encode())
+    _remove_old_published_builds(keep=str(pointer["build_id"]))
+    return f"{prefix}/{pointer['ann']}"
+
+
+def _remove_old_published_builds(keep):
+    """Keep the published build ``keep`` and the newest KEEP_BUILDS - 1 others (a host
+    may still be copying the previous one)."""
+    builds = sorted((f for f in search_files.stored_folders(search_files.BUILDS) if f.isdigit()), key=int)
+    others = [build for build in reversed(builds) if build != keep]
+    for old in others[KEEP_BUILDS - 1 :]:
+        search_files.delete_folder(f"{search_files.BUILDS}/{old}")
+    # Builds of the earlier layout (files beside the pointer) are superseded by now.
+    try:
+        top_files = search_files.search_storage().listdir("")[1]
+    except FileNotFoundError:
+        top_files = []
+    for name in top_files:
+        if name.startswith("build-"):
+            search_files.search_storage().delete(name)
 
 
 def _neighbours_of_every_item(index, count, search_k, rerank=None, block=1024):
@@ -154,7 +252,7 @@ def _npy_bytes(array):
     return buffer.getvalue()
 
 
-def _remove_old_builds(folder, keep):
+def _remove_old_local_builds(folder, keep):
     builds = sorted(folder.glob("build-*.ann"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in builds[KEEP_BUILDS:]:
         if old.name in keep:
@@ -206,8 +304,6 @@ class LoadedIndex:
         return np.asarray(self.annoy.get_item_vector(item), dtype=np.float32)
 
 
-_lock = threading.Lock()
-_state = {"key": None, "index": None}
 _SEALS = (
     getattr(fcntl, "F_SEAL_SHRINK", 0)
     | getattr(fcntl, "F_SEAL_GROW", 0)
@@ -217,39 +313,56 @@ _SEALS = (
 _COPY_CHUNK = 8 << 20
 
 
-def _check_size(path, expected):
-    if path.stat().st_size != expected:
-        raise IndexUnavailable(f"{path.name} has the wrong size (truncated or replaced)")
+def _record(pointer, name) -> dict:
+    """The recorded size and checksum of one of the build's files (pointers written before
+    checksums were recorded know the Annoy file's size only)."""
+    record = pointer.get("files", {}).get(name)
+    if record is None and name == pointer["ann"]:
+        record = {"bytes": pointer["ann_bytes"]}
+    return record or {}
 
 
-def _load_annoy(path, dimensions, expected_bytes):
+def _load_annoy(path, dimensions, record):
     """An AnnoyIndex of ``path`` mapped from a private copy sealed against any change
-    (Linux memfd), so truncating the file on disk can never crash this process. Elsewhere
-    the file itself is mapped, after the same size check."""
-    _check_size(path, expected_bytes)  # cheap refusal before copying a damaged file
+    (Linux memfd), so truncating the file on disk can never crash this process. The copy
+    is checked against the recorded size and checksum. Elsewhere the file itself is
+    mapped, after the same checks."""
+    # A cheap refusal before copying a damaged file.
+    search_files.check_record(path.name, path.stat().st_size, {"bytes": record.get("bytes")})
     index = AnnoyIndex(dimensions, "angular")
     if not hasattr(os, "memfd_create") or not _SEALS:
+        checked = search_files.file_record(path)
+        search_files.check_record(path.name, checked["bytes"], record, checked["sha256"])
         index.load(str(path))
         return index
     copy = os.memfd_create(path.name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
+        digest = hashlib.sha256()
         with open(path, "rb") as source, open(copy, "wb", closefd=False) as target:
-            shutil.copyfileobj(source, target, _COPY_CHUNK)
+            while chunk := source.read(_COPY_CHUNK):
+                digest.update(chunk)
+                target.write(chunk)
         fcntl.fcntl(copy, fcntl.F_ADD_SEALS, _SEALS)
-        # The copy, not the file, is what gets mapped: check its size.
-        if os.fstat(copy).st_size != expected_bytes:
-            raise IndexUnavailable(f"{path.name} changed size while it was read")
+        # The copy, not the file, is what gets mapped: check the copy.
+        search_files.check_record(path.name, os.fstat(copy).st_size, record, digest.hexdigest())
         index.load(f"/proc/self/fd/{copy}")  # Annoy opens and maps the copy itself
     finally:
         os.close(copy)
     return index
 
 
-def _load(folder, pointer):
-    index = _load_annoy(folder / pointer["ann"], int(pointer["dimensions"]), int(pointer["ann_bytes"]))
+def _read_array(path, record):
     # Read whole (small), never mapped: they cannot be truncated under this process either.
-    product_ids = np.load(folder / pointer["ids"], allow_pickle=False)
-    neighbours = np.load(folder / pointer["neighbours"], allow_pickle=False)
+    data = path.read_bytes()
+    search_files.check_record(path.name, data, record)
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def _load(folder, pointer):
+    ann = pointer["ann"]
+    index = _load_annoy(folder / ann, int(pointer["dimensions"]), _record(pointer, ann))
+    product_ids = _read_array(folder / pointer["ids"], _record(pointer, pointer["ids"]))
+    neighbours = _read_array(folder / pointer["neighbours"], _record(pointer, pointer["neighbours"]))
     if not len(product_ids) == len(neighbours) == index.get_n_items() == pointer["items"]:
         raise IndexUnavailable("index file and id map disagree")
     return LoadedIndex(
@@ -265,59 +378,144 @@ def _load(folder, pointer):
     )
 
 
-def current_index(model_name=None):
-    """The current build, reloaded when another process has swapped in a new one.
+def _stored_name(pointer, name):
+    folder = pointer.get("folder")  # absent in pointers of the earlier, flat layout
+    return f"{folder}/{name}" if folder else name
 
-    Raises IndexUnavailable when there is no build, the files are missing or corrupt, or
-    the build is of another model.
+
+def _stored_files(pointer) -> dict:
+    """{stored name: recorded size and checksum} of the build's files."""
+    return {
+        _stored_name(pointer, pointer[key]): _record(pointer, pointer[key])
+        for key in ("ann", "ids", "neighbours")
+    }
+
+
+def _fetch(pointer_bytes, pointer) -> "LoadedIndex":
+    """Load the build ``pointer`` names from this host's copy, made first when missing."""
+    # Named by the pointer's content: a build id alone could come back with other files
+    # (a database restored from a backup).
+    key = f"build-{pointer['build_id']}-{hashlib.sha256(pointer_bytes).hexdigest()[:12]}"
+    files = _stored_files(pointer)
+    for attempt in range(2):
+        folder = search_files.cached_build(key, files)
+        try:
+            return _load(folder, pointer)
+        except (DamagedFile, FileNotFoundError):
+            # The local copy was damaged or removed after it was made: copy it again.
+            search_files.discard_cached_build(key)
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+# The build this process serves and what it knows of the published pointer. Queries read
+# "index" without the lock; one thread at a time follows the pointer and swaps it.
+_lock = threading.Lock()
+_state = {"index": None, "pointer": None, "checked_at": None, "failed": None, "problem": None}
+
+
+def current_index(model_name=None):
+    """The current build, switched to a newly published one at the next pointer check.
+
+    Raises IndexUnavailable when no build has been published, none could be fetched and
+    loaded here, or the build is of another model.
     """
-    pointer_path = Path(settings.INDEX_DIR) / POINTER_NAME
-    try:
-        stat = pointer_path.stat()
-    except FileNotFoundError:
-        raise IndexUnavailable("no index has been built yet") from None
-    key = (str(pointer_path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
     loaded = _state["index"]
-    if _state["key"] != key:
-        with _lock:
-            if _state["key"] != key:
-                try:
-                    pointer = json.loads(pointer_path.read_text())
-                    loaded = _load(pointer_path.parent, pointer)
-                except IndexUnavailable:
-                    raise
-                except Exception as exc:  # corrupt pointer, truncated or missing file
-                    logger.warning("Index at %s is unusable: %s", pointer_path.parent, exc)
-                    raise IndexUnavailable(f"index unusable: {exc}") from exc
-                _state.update(key=key, index=loaded)
-            loaded = _state["index"]
-    _check_still_on_disk(pointer_path.parent, loaded)
+    checked_at = _state["checked_at"]
+    if checked_at is None or time.monotonic() - checked_at >= settings.INDEX_POINTER_CHECK_SECONDS:
+        loaded = _follow_pointer(wait=loaded is None)
+    if loaded is None:
+        raise IndexUnavailable(_state["problem"] or "no index has been built yet")
     if model_name and loaded.model_name != model_name:
         raise IndexUnavailable(f"index is of model {loaded.model_name}, not {model_name}")
     return loaded
 
 
-def _check_still_on_disk(folder, loaded):
-    """Refuse a loaded build whose file was deleted or truncated since: this process could
-    go on with its own copy, but others cannot load it, so everyone searches exactly and
-    asks for a rebuild until a new build is swapped in."""
+def _follow_pointer(wait):
+    """Read the published pointer and switch to the build it names; returns the build to
+    serve (None if there is none). A thread that finds another one switching serves the
+    loaded build meanwhile instead of waiting (unless nothing is loaded yet)."""
+    if not _lock.acquire(blocking=wait):
+        return _state["index"]
     try:
-        _check_size(folder / loaded.metadata["ann"], loaded.metadata["ann_bytes"])
-    except (OSError, IndexUnavailable) as exc:
-        if _state.get("damaged") != loaded.build_id:  # said once, not on every query
-            _state["damaged"] = loaded.build_id
-            logger.warning("Index build %s is damaged on disk: %s", loaded.build_id, exc)
-        raise IndexUnavailable(f"index build {loaded.build_id} is damaged on disk: {exc}") from None
+        checked_at = _state["checked_at"]
+        if (
+            _state["index"] is not None
+            and checked_at is not None
+            and time.monotonic() - checked_at < settings.INDEX_POINTER_CHECK_SECONDS
+        ):
+            return _state["index"]  # checked by another thread while this one waited
+        _state["checked_at"] = time.monotonic()
+        try:
+            raw = search_files.read_file(POINTER_NAME)
+        except FileNotFoundError:
+            # Nothing is published (any more): there is nothing to serve.
+            _state.update(index=None, pointer=None, failed=None, problem="no index has been built yet")
+            return None
+        except Exception as exc:  # noqa: BLE001 - a store that is down or refuses: keep serving
+            _note_problem(f"the index pointer cannot be read: {exc}")
+            return _state["index"]
+        if raw == _state["pointer"]:
+            return _state["index"]
+        failed = _state["failed"]
+        if failed and failed[0] == raw and time.monotonic() - failed[1] < RETRY_FAILED_FETCH_SECONDS:
+            return _state["index"]
+        try:
+            pointer = json.loads(raw)
+            loaded = _fetch(raw, pointer)
+        except Exception as exc:  # noqa: BLE001 - corrupt pointer, missing or damaged files, store down
+            _state["failed"] = (raw, time.monotonic())
+            _note_problem(f"the published index build cannot be used: {exc}")
+            return _state["index"]
+        _state.update(index=loaded, pointer=raw, failed=None, problem=None)
+        logger.info("Serving index build %s (%s products)", loaded.build_id, len(loaded))
+        return loaded
+    finally:
+        _lock.release()
 
 
-def read_build(folder) -> LoadedIndex:
-    """The current build of another index folder, outside this process's cache
-    (quality tooling builds scratch indexes this way)."""
+def _note_problem(problem):
+    if _state["problem"] != problem:  # said once, not at every check
+        serving = _state["index"]
+        logger.warning(
+            "%s; %s",
+            problem,
+            f"still serving build {serving.build_id}" if serving else "searches are exact meanwhile",
+        )
+    _state["problem"] = problem
+
+
+def publication_problem(loaded) -> str | None:
+    """Why a host starting now could not serve what this process serves, or None: the
+    published build could not be fetched here, or the loaded build's stored files are
+    gone or of the wrong size (one size request per file: for health checks, not queries)."""
+    if _state["problem"] and _state["index"] is loaded:
+        return _state["problem"]
+    wrong = []
+    for name, record in _stored_files(loaded.metadata).items():
+        size = search_files.stored_size(name)
+        if size is None or (record.get("bytes") is not None and size != record["bytes"]):
+            wrong.append(name)
+    if wrong:
+        return f"{', '.join(wrong)} missing or truncated in the search files store"
+    return None
+
+
+def build_is_published() -> bool:
+    """Whether the store holds a pointer (of any model's build)."""
+    return search_files.stored_size(POINTER_NAME) is not None
+
+
+def read_build(folder) -> "LoadedIndex":
+    """The current build of a local index folder written by ``write_build(folder=...)``,
+    outside this process's loaded build (quality tooling builds scratch indexes this way)."""
     folder = Path(folder)
     return _load(folder, json.loads((folder / POINTER_NAME).read_text()))
 
 
 def forget_loaded_index():
-    """Drop the process's loaded build (tests, and after deleting index files)."""
+    """Drop the process's loaded build and what it knows of the pointer (tests, and after
+    deleting index files)."""
     with _lock:
-        _state.update(key=None, index=None)
+        _state.update(index=None, pointer=None, checked_at=None, failed=None, problem=None)

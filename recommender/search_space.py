@@ -10,11 +10,10 @@ space, so queries against a build are always made in that build's space.
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
+from . import search_files
 from .embedding.head import HeadWeights, head_inputs
 from .models import ModelVersion
 from .vector_store import search_vectors
@@ -78,15 +77,15 @@ def default_space(backbone: str) -> SearchSpace:
 
 
 def version_space(version: ModelVersion) -> SearchSpace:
-    """The space of a trained version, its head read once per process (a version's file
-    never changes)."""
+    """The space of a trained version, its head read once per process from this host's
+    copy of the stored weights (a version's file never changes)."""
     with _spaces_lock:
         if version.pk not in _spaces:
             _spaces[version.pk] = SearchSpace(
                 name=version.space_name,
                 backbone=version.backbone,
                 version_id=version.pk,
-                head=HeadWeights.load(version_weights_path(version.weights_file)),
+                head=HeadWeights.load(search_files.version_weights_copy(version.weights_file)),
             )
         return _spaces[version.pk]
 
@@ -108,10 +107,6 @@ def space_of_build(metadata: dict, backbone: str) -> SearchSpace:
     if version is None or not version.weights_file:
         raise LookupError(f"the index was built with model version {version_id}, which is gone")
     return version_space(version)
-
-
-def version_weights_path(name: str) -> Path:
-    return Path(settings.MODEL_VERSIONS_DIR) / name
 
 
 _spaces = {}

@@ -21,11 +21,11 @@ from django.conf import settings
 
 from catalog.models import Product
 
-from . import active_model, refresh
+from . import active_model, refresh, search_files
 from .embedding import protocols
 from .embedding.head import HeadConfig, TrainingSet, head_inputs, train_head
 from .models import ModelVersion
-from .search_space import SearchSpace, active_space, version_space, version_weights_path
+from .search_space import SearchSpace, active_space, version_space
 from .vector_store import current_embeddings, current_model_name, stored_features
 from .versions import activate_version
 
@@ -278,10 +278,7 @@ def train_recommender(
                 status=ModelVersion.Status.FAILED,
                 error=f"interrupted; version {version.pk} resumed its training",
             )
-        version.weights_file = f"version-{version.pk}.npz"
-        path = version_weights_path(version.weights_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        weights.save(path)
+        version.weights_file = search_files.store_version_weights(version.pk, weights.save)
         version.status = ModelVersion.Status.READY
         say("Measuring the new and the active version on the held-out products...")
         current = active_space(backbone)

@@ -249,6 +249,32 @@ MODEL_CACHE_DIR = DATA_DIR / "models"
 INDEX_DIR = Path(os.environ.get("INDEX_DIR", DATA_DIR / "index"))
 # Trained model versions (train_recommender) and their training checkpoints; not in git.
 MODEL_VERSIONS_DIR = Path(os.environ.get("MODEL_VERSIONS_DIR", INDEX_DIR.parent / "model-versions"))
+# Search files (index builds, trained version weights) are published through the
+# "search_files" storage, which every web and worker host reads: the folder INDEX_DIR by
+# default (one host, or a network file system), or with SEARCH_FILES_BUCKET set any
+# S3-compatible store through django-storages (credentials from boto3's AWS_* variables).
+# Each host copies the current build into its own INDEX_CACHE_DIR and serves the copy,
+# looking for a newly published build at most every INDEX_POINTER_CHECK_SECONDS. Weights
+# of versions trained before this (in MODEL_VERSIONS_DIR) are still read from there.
+STORAGES["search_files"] = {"BACKEND": "recommender.search_files.LocalSearchFiles"}
+SEARCH_FILES_BUCKET = os.environ.get("SEARCH_FILES_BUCKET", "")
+if SEARCH_FILES_BUCKET:
+    STORAGES["search_files"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": SEARCH_FILES_BUCKET,
+            "location": os.environ.get("SEARCH_FILES_PREFIX", ""),
+            "endpoint_url": os.environ.get("SEARCH_FILES_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("SEARCH_FILES_REGION") or None,
+            "default_acl": None,  # private: only the shop's hosts read them
+            "file_overwrite": True,  # the pointer is replaced in place
+        },
+    }
+INDEX_CACHE_DIR = Path(os.environ.get("INDEX_CACHE_DIR", DATA_DIR / "index-cache"))
+INDEX_POINTER_CHECK_SECONDS = float(os.environ.get("INDEX_POINTER_CHECK_SECONDS", "3"))
+# With REDIS_URL, rebuilds on every host take turns through a lock in the cache, which
+# expires after this long should its holder die (a longer build loses exclusivity).
+INDEX_BUILD_LOCK_SECONDS = int(os.environ.get("INDEX_BUILD_LOCK_SECONDS", "1800"))
 # The train task's time limit (seconds).
 TRAINING_TIME_LIMIT = int(os.environ.get("TRAINING_TIME_LIMIT", 3600))
 # Chosen by bench/bench_similar.py: the cheapest setting whose recall@5 against exact

@@ -1,6 +1,8 @@
 """The Annoy index: builds, atomic swaps, fallbacks, and what similar-items returns."""
 
 import json
+import os
+import shutil
 import threading
 import time
 
@@ -20,8 +22,20 @@ from tests.factories import EmbeddingFactory, ProductFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def host_cache(settings, tmp_path):
+    """This process's own cache of index builds, empty at the start of each test."""
+    settings.INDEX_CACHE_DIR = tmp_path / "index-cache"
+    return settings.INDEX_CACHE_DIR
+
+
 def cluster_of(product):
     return product.article_type
+
+
+def stored(index_dir, pattern):
+    """Files of the published builds in the search files folder."""
+    return sorted((index_dir / "builds").glob(f"*/{pattern}"))
 
 
 def test_rebuild_records_the_build_and_swaps_it_in(clustered_catalogue, fresh_index_dir):
@@ -70,9 +84,11 @@ def test_a_product_added_after_the_build_is_already_findable(clustered_catalogue
 
 def test_missing_index_falls_back_to_exact_search(clustered_catalogue, fresh_index_dir):
     rebuild_index()
-    for path in fresh_index_dir.glob("build-*.ann"):
+    for path in stored(fresh_index_dir, "build-*.ann"):
         path.unlink()
     annoy_index.forget_loaded_index()
+    with pytest.raises(annoy_index.IndexUnavailable):
+        annoy_index.current_index()
     similar = similar_products(clustered_catalogue[0])
     assert len(similar) == 5
     assert {cluster_of(p) for p in similar} == {"type0"}
@@ -80,13 +96,45 @@ def test_missing_index_falls_back_to_exact_search(clustered_catalogue, fresh_ind
 
 def test_corrupt_index_file_falls_back_to_exact_search(clustered_catalogue, fresh_index_dir):
     rebuild_index()
-    for path in fresh_index_dir.glob("build-*.ann"):
+    for path in stored(fresh_index_dir, "build-*.ann"):
         path.write_bytes(b"\x00garbage")
     annoy_index.forget_loaded_index()
     with pytest.raises(annoy_index.IndexUnavailable):
         annoy_index.current_index()
     similar = similar_products(clustered_catalogue[15])
     assert {cluster_of(p) for p in similar} == {"type1"}
+
+
+def test_an_index_file_damaged_with_its_size_kept_is_refused(clustered_catalogue, fresh_index_dir):
+    rebuild_index()
+    (ann,) = stored(fresh_index_dir, "build-*.ann")
+    data = bytearray(ann.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    ann.write_bytes(bytes(data))
+    with pytest.raises(annoy_index.IndexUnavailable, match="checksum"):
+        annoy_index.current_index()
+
+
+def test_a_damaged_local_copy_is_fetched_again_from_the_store(clustered_catalogue, host_cache):
+    build = rebuild_index()
+    annoy_index.current_index()
+    (copy,) = host_cache.glob(f"builds/*/build-{build.pk}.ann")
+    whole = copy.stat().st_size
+    os.truncate(copy, whole // 2)
+    annoy_index.forget_loaded_index()  # as a process of this host starting now
+
+    assert len(annoy_index.current_index()) == 30
+    (copy,) = host_cache.glob(f"builds/*/build-{build.pk}.ann")
+    assert copy.stat().st_size == whole
+
+
+def test_a_loaded_build_keeps_serving_when_the_store_loses_its_files(clustered_catalogue, fresh_index_dir):
+    build = rebuild_index()
+    annoy_index.current_index()
+    shutil.rmtree(fresh_index_dir / "builds")
+    index = annoy_index.current_index()
+    assert index.build_id == build.pk
+    assert "missing or truncated in the search files store" in annoy_index.publication_problem(index)
 
 
 def test_corrupt_pointer_falls_back_to_exact_search(clustered_catalogue, fresh_index_dir):
@@ -113,7 +161,11 @@ def test_a_new_build_is_picked_up_without_restart(clustered_catalogue):
 def test_old_builds_are_removed(clustered_catalogue, fresh_index_dir):
     for _ in range(4):
         rebuild_index()
-    assert len(list(fresh_index_dir.glob("build-*.ann"))) == annoy_index.KEEP_BUILDS
+    builds = list((fresh_index_dir / "builds").iterdir())
+    assert len(builds) == annoy_index.KEEP_BUILDS
+    assert len(stored(fresh_index_dir, "build-*")) == 3 * annoy_index.KEEP_BUILDS
+    current = json.loads((fresh_index_dir / "current.json").read_text())
+    assert (fresh_index_dir / current["folder"] / current["ann"]).is_file()
 
 
 @pytest.mark.django_db(transaction=True)
