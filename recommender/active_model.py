@@ -18,7 +18,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from . import embedding
-from .embedding import EMBEDDER_NAMES, Embedder, InvalidImage, colour_descriptor, prepare_image
+from .embedding import EMBEDDER_NAMES, Embedder, prepare_image
+from .embedding.pipeline import embed_photo_batches
 from .vector_store import current_model_name
 
 logger = logging.getLogger(__name__)
@@ -101,26 +102,34 @@ def prepare_photo(source, crop=None) -> np.ndarray:
 
 
 def embed_photo_files(paths, embedder=None, batch_size=64, progress=None):
-    """CNN and colour vectors of image files, as products' photos are embedded.
+    """CNN and colour vectors of image files, as products' photos are embedded (files of
+    the next batches are read while the model runs, see recommender.embedding.pipeline).
 
     Returns ``(cnn, colour, failed)``: arrays with one row per readable file, and the
     positions of files that could not be read. ``progress`` is called with the number
     of files done after each batch.
     """
     embedder = embedder or get_embedder()
+    batches = (
+        range(start, min(start + batch_size, len(paths))) for start in range(0, len(paths), batch_size)
+    )
     cnn_rows, colour_rows, failed = [], [], []
-    for start in range(0, len(paths), batch_size):
-        arrays = []
-        for position in range(start, min(start + batch_size, len(paths))):
-            try:
-                arrays.append(prepare_photo(paths[position]))
-            except (InvalidImage, OSError):
-                failed.append(position)
-        if arrays:
-            cnn_rows.append(embedder.embed_images(arrays, batch_size=batch_size))
-            colour_rows.append(np.stack([colour_descriptor(array) for array in arrays]))
+    done = 0
+    for photos in embed_photo_batches(
+        batches,
+        lambda position: (prepare_photo(paths[position]), None),
+        embedder,
+        model_batch_size=batch_size,
+    ):
+        for photo in photos:
+            if photo.embedded:
+                cnn_rows.append(photo.cnn)
+                colour_rows.append(photo.colour)
+            else:
+                failed.append(photo.item)
+        done += len(photos)
         if progress:
-            progress(min(start + batch_size, len(paths)))
+            progress(done)
     if not cnn_rows:
         return np.empty((0, 0), np.float32), np.empty((0, 0), np.float32), failed
-    return np.concatenate(cnn_rows), np.concatenate(colour_rows), failed
+    return np.stack(cnn_rows), np.stack(colour_rows), failed

@@ -21,7 +21,8 @@ from catalog.models import Product, image_checksum
 
 from . import active_model, annoy_index
 from .active_model import prepare_photo
-from .embedding import VECTOR_RECIPE, InvalidImage, colour_descriptor
+from .embedding import VECTOR_RECIPE
+from .embedding.pipeline import embed_photo_batches
 from .models import Embedding, IndexBuild
 from .search_space import active_space
 from .vector_store import current_embeddings, current_model_name, stored_vectors
@@ -72,10 +73,41 @@ def products_needing_embedding(model_name: str | None = None) -> list[int]:
     return pending
 
 
-def _image_checksum_and_bytes(product):
+@dataclass
+class _PendingPhoto:
+    """A product id of an embedding run, its product (None when it is gone) and the
+    checksum its stored vectors were made from (None when it has none)."""
+
+    pk: int
+    product: Product | None
+    known_checksum: str | None
+
+
+def _pending_photos(ids, model_name):
+    """The ids in batches of EMBED_BATCH_SIZE, each id with its product and stored checksum."""
+    for chunk in batched(ids, settings.EMBED_BATCH_SIZE):
+        known = dict(
+            current_embeddings(model_name).filter(product_id__in=chunk).values_list("product_id", "checksum")
+        )
+        products = Product.objects.filter(pk__in=chunk).only("pk", "image", "image_checksum").in_bulk()
+        yield [_PendingPhoto(pk, products.get(pk), known.get(pk)) for pk in chunk]
+
+
+def _read_photo(pending):
+    """The model input and checksum of a product's photo, or None when its vectors are
+    current (or it has no photo). Runs in the threads of the embedding pipeline."""
+    product = pending.product
+    if product is None or not product.image:
+        return None
+    if product.image_checksum and pending.known_checksum == product.image_checksum:
+        return None
     with product.image.open("rb") as handle:
         data = handle.read()
-    return image_checksum(data), data
+    checksum = image_checksum(data)
+    pixels = prepare_photo(data)
+    if pending.known_checksum == checksum:
+        return None
+    return pixels, checksum
 
 
 def embed_products(
@@ -83,54 +115,41 @@ def embed_products(
 ) -> EmbeddingReport:
     """Compute and store vectors for the given products where their image changed.
 
-    Images that cannot be read are reported, never fatal. ``progress`` is an optional
-    callable taking the number of products handled since the last call.
+    Photos of the next batches are read and prepared while the model runs (see
+    recommender.embedding.pipeline). Images that cannot be read are reported, never
+    fatal. ``progress`` is an optional callable taking the number of products handled
+    since the last call.
     """
     embedder = active_model.get_embedder()
     report = EmbeddingReport()
     ids = sorted(set(int(pk) for pk in product_ids))
-    for chunk in batched(ids, settings.EMBED_BATCH_SIZE):
-        known = dict(
-            current_embeddings(embedder.name)
-            .filter(product_id__in=chunk)
-            .values_list("product_id", "checksum")
-        )
-        products, arrays, checksums = [], [], []
-        for product in Product.objects.filter(pk__in=chunk).only("pk", "image", "image_checksum"):
-            if not product.image:
+    for photos in embed_photo_batches(_pending_photos(ids, embedder.name), _read_photo, embedder):
+        rows = []
+        now = timezone.now()
+        for photo in photos:
+            pending = photo.item
+            if pending.product is None:
+                continue
+            if not pending.product.image:
                 report.without_image += 1
-                continue
-            if product.image_checksum and known.get(product.pk) == product.image_checksum:
+            elif photo.error is not None:
+                report.failed.append((pending.pk, str(photo.error)))
+                logger.warning("Cannot embed product %s: %s", pending.pk, photo.error)
+            elif not photo.embedded:
                 report.unchanged += 1
-                continue
-            try:
-                checksum, data = _image_checksum_and_bytes(product)
-                arrays.append(prepare_photo(data))
-            except (InvalidImage, OSError) as exc:
-                report.failed.append((product.pk, str(exc)))
-                logger.warning("Cannot embed product %s: %s", product.pk, exc)
-                continue
-            if known.get(product.pk) == checksum:
-                arrays.pop()
-                report.unchanged += 1
-                continue
-            products.append(product)
-            checksums.append(checksum)
-        if products:
-            cnn = embedder.embed_images(arrays)
-            now = timezone.now()
-            rows = [
-                Embedding(
-                    product_id=product.pk,
-                    model_name=embedder.name,
-                    recipe=VECTOR_RECIPE,
-                    checksum=checksum,
-                    cnn=vector.astype("float32").tobytes(),
-                    colour=colour_descriptor(array).astype("float32").tobytes(),
-                    updated_at=now,
+            else:
+                rows.append(
+                    Embedding(
+                        product_id=pending.pk,
+                        model_name=embedder.name,
+                        recipe=VECTOR_RECIPE,
+                        checksum=photo.detail,
+                        cnn=photo.cnn.astype("float32").tobytes(),
+                        colour=photo.colour.astype("float32").tobytes(),
+                        updated_at=now,
+                    )
                 )
-                for product, checksum, vector, array in zip(products, checksums, cnn, arrays)
-            ]
+        if rows:
             Embedding.objects.bulk_create(
                 rows,
                 update_conflicts=True,
@@ -139,7 +158,7 @@ def embed_products(
             )
             report.embedded += len(rows)
         if progress:
-            progress(len(chunk))
+            progress(len(photos))
     return report
 
 
