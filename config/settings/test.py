@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .base import *  # noqa: F401,F403
 from .base import DATABASES, REDIS_URL, env_bool, folder_broker_options
+from .base import STORAGES as BASE_STORAGES
 
 SECRET_KEY = "test-only-key"
 DEBUG = False
@@ -34,7 +35,7 @@ if not REDIS_URL:
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "search_files": {"BACKEND": "recommender.search_files.LocalSearchFiles"},  # in INDEX_DIR
+    "search_files": BASE_STORAGES["search_files"],  # INDEX_DIR, or SEARCH_FILES_BUCKET's store
 }
 # This process's copies of index builds; a server a test starts is a host of its own.
 INDEX_CACHE_DIR = Path(os.environ.get("INDEX_CACHE_DIR") or TEST_DATA_DIR / "index-cache")
