@@ -1,6 +1,8 @@
-"""Product photos in production: served by the app from the media folder with cache
-headers, by the production server too, and from an S3-compatible store when configured."""
+"""Product photos and their thumbnails in production: served by the app from the media
+folder with cache headers, by the production server too, and from an S3-compatible store
+when configured."""
 
+import io
 import os
 import re
 import subprocess
@@ -11,14 +13,17 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
+from PIL import Image
 
 from catalog.models import Product
+from catalog.thumbnails import make_thumbnails, photo_sources
 from tests.factories import ProductFactory
-from tests.images import image_bytes
+from tests.images import garment_photo, image_bytes
 from tests.servers import gunicorn
 
 PROJECT = Path(__file__).resolve().parents[2]
 YEAR = 365 * 24 * 3600
+CHECKSUM = "0123456789abcdef" * 4
 
 
 @pytest.fixture
@@ -47,6 +52,23 @@ def test_a_changed_photo_gets_a_new_address(photo):
     assert Product.objects.get(pk=photo.pk).image_url != before
 
 
+def test_a_thumbnail_is_served_as_webp_and_may_be_cached_for_a_year(photo, client):
+    make_thumbnails(photo)
+    url = photo_sources(photo, "card").src
+    assert url == f"/media/thumbnails/{photo.image_checksum}/240.webp"
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/webp"
+    assert response["Cache-Control"] == f"public, max-age={YEAR}, immutable"
+    body = b"".join(response.streaming_content)
+    assert int(response["Content-Length"]) == len(body)
+    assert Image.open(io.BytesIO(body)).format == "WEBP"
+    again = client.get(url, headers={"If-Modified-Since": response["Last-Modified"]})
+    assert again.status_code == 304
+
+
 def test_an_unversioned_address_is_revalidated_hourly(photo, client):
     response = client.get(photo.image.url)
     assert response.status_code == 200
@@ -62,12 +84,23 @@ def test_an_unversioned_address_is_revalidated_hourly(photo, client):
         "/media/products/.hidden.jpg",
         "/media/products/missing.jpg",
         "/media/products/",
+        f"/media/thumbnails/{CHECKSUM}/240.webp",  # not made
+        f"/media/thumbnails/{CHECKSUM}/notes.txt",
+        f"/media/thumbnails/{CHECKSUM}/../../uploads/notes.txt",
+        "/media/thumbnails/../uploads/notes.txt",
+        "/media/thumbnails/uploads/240.webp",
+        f"/media/thumbnails/{CHECKSUM}/",
+        f"/media/thumbnails/{CHECKSUM}/extra/240.webp",
     ],
 )
-def test_only_the_shops_own_photo_folder_is_served(path, photo, media_root, client):
+def test_only_the_shops_own_photo_folders_are_served(path, photo, media_root, client):
     (media_root / "uploads").mkdir()
     (media_root / "uploads" / "notes.txt").write_text("private")
+    (media_root / "uploads" / "240.webp").write_text("private")
     (media_root / "products" / ".hidden.jpg").write_bytes(image_bytes())
+    (media_root / "thumbnails" / CHECKSUM / "extra").mkdir(parents=True)
+    (media_root / "thumbnails" / CHECKSUM / "notes.txt").write_text("private")
+    (media_root / "thumbnails" / CHECKSUM / "extra" / "240.webp").write_text("private")
     assert client.get(path).status_code == 404
 
 
@@ -103,6 +136,7 @@ def test_the_production_server_shows_product_photos(tmp_path):
     manage("migrate", "-v0")
     manage("make_demo_catalog", "--count", "3", "--out", str(tmp_path / "demo"), "--import")
     with gunicorn(env, tmp_path / "gunicorn.log") as base:
+        # No worker runs here: until make_thumbnails, cards show the full photos.
         page = _get(f"{base}/").read().decode()
         src = re.search(r'class="product-card__image" src="([^"]+)"', page).group(1)
         with _get(base + src.replace("&amp;", "&")) as response:
@@ -110,6 +144,14 @@ def test_the_production_server_shows_product_photos(tmp_path):
             assert response.headers["Content-Type"] == "image/jpeg"
             assert "immutable" in response.headers["Cache-Control"]
         assert body[:3] == b"\xff\xd8\xff" and len(body) > 500
+
+        manage("make_thumbnails")
+        page = _get(f"{base}/").read().decode()
+        src = re.search(r'class="product-card__image" src="(/media/thumbnails/[0-9a-f]{64}/240\.webp)"', page)
+        with _get(base + src.group(1)) as response:
+            assert response.headers["Content-Type"] == "image/webp"
+            assert response.headers["Cache-Control"] == f"public, max-age={YEAR}, immutable"
+            assert response.read()[8:12] == b"WEBP"
 
 
 def _get(url, wait=0):
@@ -173,6 +215,21 @@ def test_with_an_object_store_photos_are_stored_and_linked_there(object_store, d
         assert response.read() == data
     with Product.objects.get(pk=product.pk).image.open("rb") as stored:  # as the embedding reads it
         assert stored.read() == data
+
+
+def test_with_an_object_store_thumbnails_are_stored_and_linked_there(object_store, db, client):
+    product = ProductFactory(
+        image=ContentFile(garment_photo((20, 90, 160), size=(600, 800)), name="upload.jpg")
+    )
+    make_thumbnails(product)
+
+    page = client.get(product.get_absolute_url()).content.decode()
+
+    folder = f"{object_store}/shop-media/thumbnails/{product.image_checksum}"
+    assert f'src="{folder}/480.webp" srcset="{folder}/480.webp 1x, {folder}/960.webp 2x"' in page
+    with _get(f"{folder}/960.webp") as response:
+        assert response.headers["Content-Type"] == "image/webp"
+        assert Image.open(io.BytesIO(response.read())).size == (600, 800)
 
 
 def stored_photos(media_root):
