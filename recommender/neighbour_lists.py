@@ -1,0 +1,152 @@
+"""Every item's nearest other items by exact search: the neighbour lists an index build
+stores for product pages.
+
+Cosine similarities of unit vectors are dot products, computed in square tiles of
+``block`` x ``block`` rows (float32 BLAS), so memory stays bounded however many items
+there are. The similarity matrix is symmetric, so each pair of items is computed once and
+offered to both items, which halves the arithmetic.
+
+Sorting whole rows would cost more than the products themselves. Instead each item keeps
+its best ``pool`` candidates so far, and a tile only hands on the entries at least as near
+as the worst of them: after the first tiles almost nothing passes, and what does is merged
+with ``np.partition``. The result is exact: an entry that fails the test already has
+``pool`` better ones.
+
+Candidates are ranked by an int64 key, similarity then item number (the lower number
+first among equal similarities), so the lists do not depend on the tiling, nor do ties
+between identical photos depend on the order of a partition.
+"""
+
+import numpy as np
+
+# Rows of a tile, whose columns are COLUMNS_PER_ROW times as many: 2048 x 8192 float32
+# similarities (64 MB) whatever the number of items; narrower tiles run BLAS at half speed.
+DEFAULT_BLOCK = 2048
+COLUMNS_PER_ROW = 4
+# Rows handed to the re-ranking callback at a time (its work arrays grow with it).
+RERANK_ROWS = 1024
+
+_EMPTY = np.iinfo(np.int64).min
+_LOW_32 = np.int64(0xFFFFFFFF)
+
+
+def nearest_neighbour_lists(vectors, width, rerank=None, pool_factor=2, block=DEFAULT_BLOCK) -> np.ndarray:
+    """For each row of ``vectors`` (L2-normalised float32), the row numbers of its ``width``
+    nearest other rows by cosine similarity, nearest first: an int32 array (items, width),
+    -1 where there are fewer other items.
+
+    ``rerank(items, candidates, similarities)``, when given, re-orders each item's nearest
+    ``width * pool_factor`` candidates before the lists are cut, as in the Annoy build:
+    ``items`` int64 row numbers, ``candidates`` int64 (one row per item, nearest first,
+    -1 where missing), ``similarities`` their float32 cosine similarities (-inf where
+    missing); it returns the candidates re-ordered.
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    count = len(vectors)
+    neighbours = np.full((count, width), -1, dtype=np.int32)
+    others = max(count - 1, 0)
+    pool = min(width * pool_factor if rerank else width, others)
+    if pool == 0:
+        return neighbours
+    keys = _best_keys(vectors, pool, max(int(block), 1))
+    keys = np.sort(keys, axis=1)[:, ::-1]  # best first
+    candidates, similarities = _decode(keys)
+    kept = min(width, pool)
+    for start in range(0, count, RERANK_ROWS):
+        items = np.arange(start, min(start + RERANK_ROWS, count))
+        rows = candidates[items]
+        if rerank:  # missing candidates (-1, similarity -inf) stay last
+            rows = rerank(items, rows, similarities[items])
+        neighbours[items, :kept] = rows[:, :kept]
+    return neighbours
+
+
+def _best_keys(vectors, pool, block):
+    """Keys of each row's ``pool`` best other rows (in no order)."""
+    count = len(vectors)
+    best = np.full((count, pool), _EMPTY, dtype=np.int64)
+    worst = np.full(count, -np.inf, dtype=np.float32)  # similarity a candidate must reach
+    width = block * COLUMNS_PER_ROW
+    # Reused: a fresh 64 MB array per tile would be paged in again every time.
+    tiles = np.empty(block * max(block, width), dtype=np.float32)
+    passed = np.empty(block * max(block, width), dtype=bool)
+    # Each block against itself first, so every row has a threshold before the long scan.
+    for lo in range(0, count, block):
+        hi = min(lo + block, count)
+        tile = np.matmul(vectors[lo:hi], vectors[lo:hi].T, out=tiles[: (hi - lo) ** 2].reshape(hi - lo, -1))
+        np.fill_diagonal(tile, -np.inf)  # not its own neighbour
+        if hi - lo > pool:  # the pool-th best here is a first threshold
+            worst[lo:hi] = np.partition(tile, hi - lo - pool, axis=1)[:, hi - lo - pool]
+        found = np.flatnonzero(
+            np.greater_equal(tile, worst[lo:hi, None], out=passed[: tile.size].reshape(tile.shape))
+        )
+        row, column = np.divmod(found, hi - lo)
+        _merge(best, worst, lo, row, _encode(tile.ravel()[found], column + lo))
+    # Then every pair of different blocks once, offered to the rows of both.
+    for lo in range(0, count, block):
+        hi = min(lo + block, count)
+        for column_lo in range(hi, count, width):
+            column_hi = min(column_lo + width, count)
+            shape = (hi - lo, column_hi - column_lo)
+            tile = np.matmul(
+                vectors[lo:hi],
+                vectors[column_lo:column_hi].T,
+                out=tiles[: shape[0] * shape[1]].reshape(shape),
+            )
+            row_worst, column_worst = worst[lo:hi], worst[column_lo:column_hi]
+            mask = passed[: tile.size].reshape(shape)
+            np.greater_equal(tile, row_worst[:, None], out=mask)
+            mask |= tile >= column_worst
+            found = np.flatnonzero(mask)
+            row, column = np.divmod(found, shape[1])
+            similarity = tile.ravel()[found]
+            mine = similarity >= row_worst[row]
+            theirs = similarity >= column_worst[column]
+            _merge(best, worst, lo, row[mine], _encode(similarity[mine], column[mine] + column_lo))
+            _merge(best, worst, column_lo, column[theirs], _encode(similarity[theirs], row[theirs] + lo))
+    return best
+
+
+def _merge(best, worst, first, rows, keys):
+    """Merge candidate ``keys`` into the lists of rows ``first + rows`` (``rows`` small
+    numbers in any order, repeats allowed)."""
+    if len(rows) == 0:
+        return
+    # A stable sort of 16-bit numbers is a radix sort.
+    order = np.argsort(rows.astype(np.uint16) if rows.max() < 2**16 else rows, kind="stable")
+    rows, keys = rows[order], keys[order]
+    firsts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    counts = np.diff(np.r_[firsts, len(rows)])
+    slots = np.arange(len(rows)) - np.repeat(firsts, counts)
+    offered = np.full((len(firsts), counts.max()), _EMPTY, dtype=np.int64)
+    offered[np.repeat(np.arange(len(firsts)), counts), slots] = keys
+    _merge_rows(best, worst, rows[firsts] + first, offered)
+
+
+def _merge_rows(best, worst, rows, offered):
+    """Keep the best of ``best[rows]`` and ``offered`` (one row of keys per row)."""
+    pool = best.shape[1]
+    merged = np.concatenate([best[rows], offered], axis=1)
+    merged.partition(merged.shape[1] - pool, axis=1)
+    merged = merged[:, -pool:]
+    best[rows] = merged
+    lowest = merged.min(axis=1)
+    worst[rows] = np.where(lowest == _EMPTY, -np.inf, _decode(lowest)[1])
+
+
+def _encode(similarities, columns):
+    """int64 keys ordered like (similarity, -column): float32 bits made to sort as
+    integers in the high half, the complement of the column in the low half."""
+    bits = np.asarray(similarities, dtype=np.float32).view(np.int32).astype(np.int64)
+    bits ^= (bits >> 31) & 0x7FFFFFFF
+    return (bits << 32) | (_LOW_32 - np.asarray(columns, dtype=np.int64))
+
+
+def _decode(keys):
+    """(columns int64, similarities float32) of keys; -1 and -inf for empty slots."""
+    empty = keys == _EMPTY
+    columns = _LOW_32 - (keys & _LOW_32)
+    bits = keys >> 32
+    bits ^= (bits >> 31) & 0x7FFFFFFF
+    similarities = bits.astype(np.int32).view(np.float32)
+    return np.where(empty, -1, columns), np.where(empty, np.float32(-np.inf), similarities)
