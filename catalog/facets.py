@@ -1,7 +1,8 @@
 """Facet counts and result totals for the catalogue page, cached per catalogue version.
 
 Counting every facet over the whole table costs more the larger the catalogue, so the
-counts for each filter combination are kept in the shared cache. A product saved or
+counts for each filter combination are kept in the shared cache (and the page caches the
+filter form rendered from them under the same key: hundreds of options are slow to render). A product saved or
 deleted (admin, API, import) moves the catalogue to a new version and older counts are
 never read again; writes that send no signal (bulk updates) show within COUNTS_TTL.
 """
@@ -24,6 +25,8 @@ COUNTS_TTL = 5 * 60
 class Summary:
     total: int
     counts: dict[str, list[tuple[str, int]]]
+    # The cache key: it changes with the catalogue version and the filters.
+    key: str = ""
 
 
 def facet_counts(queryset: QuerySet[Product]) -> dict[str, list[tuple[str, int]]]:
@@ -40,7 +43,7 @@ def summarise(queryset: QuerySet[Product], chosen: dict[str, str]) -> Summary:
     key = _key(chosen)
     summary = cache.get(key)
     if summary is None:
-        summary = Summary(total=queryset.count(), counts=facet_counts(queryset))
+        summary = Summary(total=queryset.count(), counts=facet_counts(queryset), key=key)
         cache.set(key, summary, COUNTS_TTL)
     return summary
 

@@ -8,7 +8,7 @@ from recommender.recommendations import recommended_for, record_view
 from recommender.similar import similar_products
 from shop.services import cart_lines, get_cart
 
-from .facets import summarise
+from .facets import COUNTS_TTL, summarise
 from .filters import FACET_LABELS, FACETS, ProductFilter
 from .models import Product
 
@@ -56,6 +56,8 @@ def product_list(request):
             "products": page.object_list,
             "result_count": page.paginator.count,
             "facets": facets,
+            "facets_key": summary.key,
+            "facets_ttl": COUNTS_TTL,
             "active_filters": removable,
             "search": chosen.get("q", ""),
             # "Recommended for you" on the home page only, not on filtered or later pages.

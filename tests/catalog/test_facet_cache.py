@@ -1,6 +1,8 @@
 """The catalogue page counts facets once per catalogue version, not on every request."""
 
 import pytest
+from django.core.cache import cache
+from django.core.cache.utils import make_template_fragment_key
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -57,3 +59,18 @@ def test_an_import_shows_in_the_counts_at_once(client, tmp_path, media_root):
         write_catalogue(tmp_path / "b", [styles_line(7, colour="Green"), styles_line(8, colour="Blue")])
     )
     assert colour_counts(client.get("/")) == {"Blue": 1, "Green": 1}
+
+
+def test_the_filter_form_is_rendered_once_per_catalogue_version_and_filters(client):
+    ProductFactory(article_type="Shirts", base_colour="Blue")
+    first = client.get("/?gender=Men")
+    fragment = make_template_fragment_key("catalogue_filters", [first.context["facets_key"], ""])
+    assert "Shirts (1)" in first.content.decode()
+    assert cache.get(fragment) is not None  # the next visit shows this, unrendered
+
+    ProductFactory(article_type="Shirts", base_colour="Red")  # a new catalogue version
+    second = client.get("/?gender=Men")
+
+    assert second.context["facets_key"] != first.context["facets_key"]
+    assert "Shirts (2)" in second.content.decode()
+    assert '<option value="Red">Red (1)</option>' in second.content.decode()

@@ -294,7 +294,7 @@ def test_similar_products_section_appears_only_when_given():
 
 def test_recommended_section_appears_only_when_given():
     recommended = ProductFactory.create_batch(2)
-    context = {"products": [], "facets": [], "result_count": 0}
+    context = {"products": [], "facets": [], "result_count": 0, "facets_key": "k", "facets_ttl": 1}
 
     without = _render_with_request("catalog/product_list.html", context)
     with_recommended = _render_with_request(
