@@ -1,6 +1,8 @@
 """The Annoy index file deleted or truncated under a running web server (gunicorn, services
-mode on Redis): pages and the similar-products API keep answering from the stored vectors,
-a rebuild is asked for, and once it has run the new build is served again.
+mode on Redis), in the search files store or in the server's own copy: pages and the
+similar-products API keep answering; when no host could load the published build, they
+answer from the stored vectors and a rebuild is asked for, and once it has run the new
+build is served again.
 
 Annoy memory-maps its file; a process that reads a mapped file truncated under it dies of
 SIGBUS, so the server runs in its own process, and a crash fails the test instead of
@@ -57,11 +59,13 @@ DAMAGE = {"truncated to 0 bytes": truncate_to_zero, "truncated to half": truncat
 
 
 class WebServer:
-    """gunicorn serving the test's database, index folder and Redis, in its own process."""
+    """gunicorn serving the test's database, index folder (the search files store) and
+    Redis, in its own process, with a cache folder of its own."""
 
     def __init__(self, folder, index_dir):
         self.folder = folder
         self.index_dir = index_dir
+        self.cache_dir = folder / "index-cache"
         self.log_path = folder / "gunicorn.log"
         self.process = None
 
@@ -72,8 +76,16 @@ class WebServer:
 
     def get(self, path):
         """(status, body) of a GET; connection failures raise."""
-        with urllib.request.urlopen(f"{self.server.url}{path}", timeout=60) as response:
-            return response.status, response.read().decode()
+        try:
+            with urllib.request.urlopen(f"{self.server.url}{path}", timeout=60) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def copy_of(self, build, suffix=".ann"):
+        """The server's own copy of one of the build's files."""
+        (path,) = self.cache_dir.glob(f"builds/build-{build.pk}-*/build-{build.pk}{suffix}")
+        return path
 
     def log(self, since=0):
         return self.log_path.read_bytes()[since:].decode(errors="replace")[-5000:]
@@ -100,6 +112,7 @@ def web_server(django_db_setup, tmp_path_factory):
         REDIS_URL,
         VISIBILITY_TIMEOUT,
         INDEX_DIR=server.index_dir,
+        INDEX_CACHE_DIR=server.cache_dir,
         MEDIA_ROOT=folder / "media",
         TEST_DATA_DIR=django_settings.TEST_DATA_DIR,
         INDEX_REBUILD_DELAY=2,
@@ -116,6 +129,11 @@ def serving(settings, web_server):
     with services_mode(settings, REDIS_URL, VISIBILITY_TIMEOUT):
         shutil.rmtree(web_server.index_dir, ignore_errors=True)
         settings.INDEX_DIR = web_server.index_dir
+        # The rebuild this process runs as a worker starts when the test says, not spaced
+        # after the build made just before.
+        settings.INDEX_REBUILD_DELAY = 0
+        # With nothing published the server drops the build of the previous test.
+        web_server.get("/health/ready/")
         start = web_server.log_size()
         yield web_server
         log = web_server.log(since=start)
@@ -170,11 +188,25 @@ def run_queued_rebuild(broker):
     celery_app.tasks[message.task].apply(args=message.args).get()
 
 
-@pytest.mark.parametrize("loaded_first", [False, True], ids=["before the first load", "while loaded"])
-@pytest.mark.parametrize("damage", DAMAGE)
-def test_a_damaged_index_file_is_searched_around_and_rebuilt(
-    serving, clustered_catalogue, damage, loaded_first
-):
+def in_the_store(server, build, damage):
+    DAMAGE[damage](server.index_dir / build.file_name)
+
+
+def in_the_servers_copy(server, build, damage):
+    DAMAGE[damage](server.copy_of(build))
+
+
+# (where, loaded first, damage): the server has loaded the build or not when its file is damaged.
+CASES = {"store, before the first load, " + damage: (in_the_store, False, damage) for damage in DAMAGE} | {
+    "store, while loaded, deleted": (in_the_store, True, "deleted"),
+    "server's copy, while loaded, truncated to 0 bytes": (in_the_servers_copy, True, "truncated to 0 bytes"),
+    "server's copy, while loaded, truncated to half": (in_the_servers_copy, True, "truncated to half"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_damaged_index_file_is_searched_around_and_rebuilt(serving, clustered_catalogue, case):
+    where, loaded_first, damage = CASES[case]
     broker = redis_client(REDIS_URL)
     product = clustered_catalogue[0]  # of type0
     nearest = exactly_similar(product)
@@ -184,10 +216,21 @@ def test_a_damaged_index_file_is_searched_around_and_rebuilt(
         assert answers(serving, product) == expected
         assert not rebuild_requests(broker), "a whole build should be served as it is"
 
-    DAMAGE[damage](serving.index_dir / build.file_name)
+    where(serving, build, damage)
 
-    for _ in range(2):  # every request answers, from the stored vectors
+    for _ in range(2):  # every request answers
         assert answers(serving, product) == expected
+    if loaded_first:
+        # The server goes on with the copy it loaded: no fallback, no rebuild asked for.
+        assert not rebuild_requests(broker)
+        status, report = serving.get("/health/ready/?format=json")
+        if where is in_the_store:  # a host starting now could not serve it
+            assert status == 503 and "missing or truncated in the search files store" in report
+        else:  # the store is whole: another process of this host copies the build again
+            assert status == 200 and f"build {build.pk}, 30 products" in report
+        return
+
+    # Nothing could be loaded: answered from the stored vectors, and a rebuild asked for.
     assert len(rebuild_requests(broker)) == 1  # asked for once (debounced)
     assert cache.get(REBUILD_PENDING_KEY)
 
@@ -203,12 +246,18 @@ def test_a_damaged_index_file_is_searched_around_and_rebuilt(
 CHILD = textwrap.dedent(
     """
     import os, sys
+    from pathlib import Path
+
+    import django
+
+    django.setup()
     import numpy as np
     from recommender import annoy_index
 
-    build = annoy_index.read_build(sys.argv[1])
-    ann = os.path.join(sys.argv[1], build.metadata["ann"])
-    os.truncate(ann, {size})
+    build = annoy_index.current_index()  # copied to this host's cache folder, and loaded
+    (ann,) = Path(os.environ["INDEX_CACHE_DIR"]).glob("builds/*/" + build.metadata["ann"])
+    os.truncate(ann, int(ann.stat().st_size * {fraction}))
+    build = annoy_index.current_index()
     hits = build.neighbours_of_vector(np.ones(build.dimensions, dtype=np.float32), 5, search_k=1000)
     print(len(hits), build.stored_neighbours(int(build.product_ids[0]))[:1])
     """
@@ -217,21 +266,25 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.parametrize("fraction", [0, 0.5], ids=["to 0 bytes", "to half"])
 def test_a_loaded_build_survives_its_file_being_truncated_during_queries(
-    clustered_catalogue, fresh_index_dir, fraction
+    clustered_catalogue, fresh_index_dir, fraction, tmp_path
 ):
-    """The query of a request that is already past the on-disk check still runs on
-    intact data: the process never maps the file itself."""
+    """The process never maps its host's copy of the file itself, so queries run on intact
+    data; other hosts, with copies of their own, are not affected either."""
     rebuild_index()
-    ann = next(fresh_index_dir.glob("build-*.ann"))
     child = subprocess.run(
-        [sys.executable, "-c", CHILD.format(size=int(ann.stat().st_size * fraction)), str(fresh_index_dir)],
+        [sys.executable, "-c", CHILD.format(fraction=fraction)],
         cwd=PROJECT,
-        env=dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.test"),
+        env=dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE="config.settings.test",
+            INDEX_DIR=str(fresh_index_dir),
+            INDEX_CACHE_DIR=str(tmp_path / "child-cache"),
+            TEST_DATA_DIR=str(tmp_path / "child-data"),
+        ),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert child.returncode == 0, f"exit {child.returncode} (-7 is SIGBUS):\n{child.stderr}"
     assert child.stdout.startswith("5 ")
-    with pytest.raises(annoy_index.IndexUnavailable):
-        annoy_index.current_index()
+    assert len(annoy_index.current_index()) == 30

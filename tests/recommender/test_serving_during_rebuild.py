@@ -1,6 +1,7 @@
 """Product pages and similar items keep answering while the index is rebuilt and swapped.
 
-gunicorn serves the shop from the index folder; client threads request product pages and
+gunicorn serves the shop from its own copies of the builds published in the index folder
+(the search files store); client threads request product pages and
 /api/products/<id>/similar/ for a bounded time while another thread rebuilds the index
 again and again (as a worker would) and stores newer vectors between builds. Vectors are
 made without the CNN: three tight clusters, so the right neighbours are known.
@@ -109,6 +110,10 @@ def test_pages_and_similar_items_answer_during_rebuilds(catalogue, no_cnn, fresh
             for future in browsing:
                 future.result()
         rebuilder.join(timeout=60)
+        # The server is a host of its own: it serves a copy of the newest build from its
+        # cache folder (its TEST_DATA_DIR), fetched from the shared store.
+        status, _ = get(f"{base_url}/api/products/{sorted(catalogue)[0]}/similar/")
+        copies = [path.name for path in (tmp_path / "index-cache" / "builds").iterdir()]
 
     print(
         f"\n{dict(served)} requests served during {len(builds)} rebuilds in {SECONDS} s; failures: {len(failures)}"
@@ -116,4 +121,5 @@ def test_pages_and_similar_items_answer_during_rebuilds(catalogue, no_cnn, fresh
     assert failures == []
     assert len(builds) >= 3
     assert all(build.status == IndexBuild.Status.READY for build in builds)
+    assert status == 200 and any(name.startswith(f"build-{builds[-1].pk}-") for name in copies), copies
     assert served["page"] >= 20 and served["similar"] >= 20
