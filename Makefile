@@ -7,6 +7,7 @@ PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test test-postgres lint format install install-dev browser migrate demo worker beat serve bench clean
 
@@ -73,9 +74,11 @@ serve: install
 	DJANGO_SETTINGS_MODULE=config.settings.production $(PY) manage.py collectstatic --noinput
 	DJANGO_SETTINGS_MODULE=config.settings.production $(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2}
 
+## Every benchmark in bench/ (needs PostgreSQL, Redis and wrk for the services-mode ones),
+## a table of headline figures and JSON in var/bench/. BENCH_ARGS=--quick for a short run,
+## BENCH_ARGS="--only pages,index" for some of them. Results: docs/benchmarks.md.
 bench: install-dev
-	$(PY) bench/bench_import.py
-	$(PY) bench/bench_similar.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var media staticfiles

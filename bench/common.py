@@ -1,6 +1,9 @@
 """What every benchmark shares: paths, logging to stderr, rounding, Django in a temp dir."""
 
 import os
+import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,3 +41,75 @@ def setup_django(tmp, data_dir=None):
     import django
 
     django.setup()
+
+
+# Services mode: PostgreSQL, Redis, Celery workers and gunicorn, as in production.
+
+
+def services_env(tmp, database, redis_url):
+    """Environment for the production settings over a bench database and Redis db, with
+    every file under ``tmp``. Set it in os.environ before django.setup(); processes the
+    bench starts inherit it."""
+    tmp = Path(tmp)
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        "REDIS_URL": redis_url,
+        "DATA_DIR": str(tmp / "data"),
+        "MEDIA_ROOT": str(tmp / "media"),
+        "INDEX_DIR": str(tmp / "index"),
+        "PHOTO_SEARCH_RATE": "1000000/minute",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def start_services_mode(tmp, database, redis_url):
+    """Point this process at a fresh bench database (dropped and created again) and an
+    emptied Redis db, reusing this checkout's converted model (var/models, made by
+    `make run` or prepare_model) rather than converting it again; then django.setup()."""
+    import psycopg
+    import redis
+
+    os.environ.update(services_env(tmp, database, redis_url))
+    data_dir = Path(tmp) / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if (ROOT / "var" / "models").is_dir():
+        (data_dir / "models").symlink_to(ROOT / "var" / "models", target_is_directory=True)
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{database}"')
+    redis.Redis.from_url(redis_url).flushdb()
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def start_worker(tmp, *options):
+    """A `celery worker` process (concurrency 1) in the current environment."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency=1", "--loglevel=WARNING",
+         *options],
+        cwd=ROOT,
+        stdout=open(Path(tmp) / "worker.log", "ab"),  # noqa: SIM115 (closed with the process)
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,341 @@
+"""Pages and photo search under load at catalogue size, in services mode.
+
+A PostgreSQL database of ``--products`` products (the real dev sample imported with its
+photos, grown with copies whose vectors are the real ones plus noise), an index built by
+``rebuild_index``, Redis for cache and broker, one Celery worker, and gunicorn with the
+production settings and 2 workers, loaded by one ``wrk`` process on loopback:
+
+1. GET paths, one after the other, ``--connections`` connections for ``--duration`` s each:
+   ``/api/products/<id>/`` (the reference: one row as JSON), ``/api/products/<id>/similar/``,
+   the product page and the catalogue page, each over random products / pages. Reports
+   req/s, p50, p99, errors, and each path's req/s as a share of the reference's.
+2. Photo search on a freshly started server: the first upload's time, then 4 concurrent
+   uploaders (real shopper photos) for ``--duration`` s: p50/p99, and the resident memory
+   of each web worker after it.
+
+    .venv/bin/python bench/bench_pages.py [--products 44441] [--duration 15] [--quick]
+
+Needs ``wrk`` (Debian: apt-get install wrk), PostgreSQL on 127.0.0.1:5432 and Redis on
+127.0.0.1:6379; the database named by ``--database`` is dropped and created again.
+Prints one JSON object.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from common import DATASETS, ROOT, free_port, log, rounded, start_services_mode, stop
+
+CATALOGUE_SIZE = 44_441
+# Prints the run's figures as one JSON line when wrk ends; `paths` (set per run) are
+# requested at random, so no single row or page stays hot in a cache.
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+math.randomseed(%(seed)d)
+%(body)s
+request = function()
+  return wrk.format(%(method)s, paths[math.random(#paths)])
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests": %%d, "seconds": %%.3f, "p50_ms": %%.2f, "p99_ms": %%.2f, "max_ms": %%.2f, ' ..
+    '"errors": %%d, "non_2xx": %%d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000,
+    errors.connect + errors.read + errors.write + errors.timeout, errors.status))
+end
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--products", type=int, default=CATALOGUE_SIZE)
+    parser.add_argument("--duration", type=int, default=15, help="seconds of load per path")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--database", default="storefront_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--catalogue", type=Path, default=DATASETS / "fashion-small-dev")
+    parser.add_argument("--photos", type=Path, default=DATASETS / "clothing-photos")
+    parser.add_argument("--cache", type=Path, help="folder with (or for) the dev sample's vectors")
+    parser.add_argument("--quick", action="store_true", help="5,000 products, 5 s per path")
+    args = parser.parse_args()
+    if args.quick:
+        args.products, args.duration = min(args.products, 5000), 5
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+
+    with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
+        tmp = Path(tmp)
+        start_services_mode(tmp, args.database, args.redis_url)
+        report = {"products": args.products, "web_workers": args.web_workers, "connections": args.connections}
+        report["setup"] = fill_catalogue(args)
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, check=True
+        )
+        subprocess.run([sys.executable, "manage.py", "prepare_model"], cwd=ROOT, check=True)
+        # Drop the tasks the import queued: the vectors are stored and the index is built,
+        # so the worker stays idle unless a page asks for work.
+        import redis
+
+        redis.Redis.from_url(args.redis_url).flushdb()
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--concurrency=1",
+                "--loglevel=WARNING",
+            ],
+            cwd=ROOT,
+            stdout=open(tmp / "worker.log", "wb"),  # noqa: SIM115 (closed with the process)
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            report["pages"] = pages_under_load(tmp, args)
+            report["photo_search"] = photo_search_under_load(tmp, args)
+        finally:
+            stop(worker)
+    print(json.dumps(rounded(report), indent=2))
+
+
+def fill_catalogue(args):
+    """The dev sample imported for real, grown to ``args.products`` with copies, its vectors
+    stored and the index built. Returns the seconds each step took."""
+    import numpy as np
+    from django.utils import timezone
+
+    from catalog.importing import import_catalogue
+    from catalog.models import Product
+    from quality import evaluation
+    from recommender.embedding import VECTOR_RECIPE
+    from recommender.models import Embedding
+    from recommender.refresh import rebuild_index
+    from recommender.vector_store import current_model_name
+
+    seconds = {}
+    started = time.perf_counter()
+    import_catalogue(args.catalogue)
+    seconds["import_dev_sample"] = time.perf_counter() - started
+    log(f"imported {Product.objects.count()} products")
+
+    sample, seconds["embed_dev_sample"] = evaluation.cached_sample(
+        args.cache and args.cache / "catalogue.npz",
+        lambda: evaluation.embed_catalogue_sample(args.catalogue, progress=lambda n: log(f"embedded {n}")),
+    )
+    cnn, colour = evaluation.synthetic_catalogue(sample, args.products)
+    real_ids = [int(key) for key in sample.keys]
+    real = {product.pk: product for product in Product.objects.filter(pk__in=real_ids)}
+    started = time.perf_counter()
+    rng = np.random.default_rng(0)
+    # Copies take a real product's fields and photo, under new ids after the real ones.
+    first_copy = max(real) + 1
+    copies = []
+    for number in range(args.products - len(real_ids)):
+        source = real[real_ids[rng.integers(len(real_ids))]]
+        copy = Product(
+            pk=first_copy + number,
+            **{field: getattr(source, field) for field in COPIED_FIELDS},
+            name=f"{source.name} ({number + 2})",
+        )
+        copies.append(copy)
+    Product.objects.bulk_create(copies, batch_size=2000)
+    ids = real_ids + [copy.pk for copy in copies]
+    checksum = dict(Product.objects.values_list("pk", "image_checksum"))
+    now, model_name = timezone.now(), current_model_name()
+    Embedding.objects.bulk_create(
+        (
+            Embedding(
+                product_id=pk,
+                model_name=model_name,
+                recipe=VECTOR_RECIPE,
+                checksum=checksum[pk],
+                cnn=cnn[row].tobytes(),
+                colour=colour[row].tobytes(),
+                updated_at=now,
+            )
+            for row, pk in enumerate(ids)
+        ),
+        batch_size=2000,
+    )
+    seconds["grow_to_size"] = time.perf_counter() - started
+    started = time.perf_counter()
+    rebuild_index()
+    seconds["index_build"] = time.perf_counter() - started
+    log(f"{len(ids)} products, index built in {seconds['index_build']:.1f} s")
+    return seconds
+
+
+COPIED_FIELDS = (
+    "gender",
+    "master_category",
+    "sub_category",
+    "article_type",
+    "base_colour",
+    "season",
+    "year",
+    "usage",
+    "price",
+    "stock",
+    "image",
+    "image_checksum",
+)
+
+
+def gunicorn(tmp, args, name):
+    """Start ``make serve``'s server (without collectstatic) on a free port; returns
+    (process, base URL)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "config.wsgi", f"--bind=127.0.0.1:{port}",
+            f"--workers={args.web_workers}", "--timeout=60",
+        ],
+        cwd=ROOT,
+        stdout=open(tmp / f"{name}.log", "wb"),  # noqa: SIM115 (closed with the process)
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/health/live/", timeout=5).close()
+            return process, url
+        except OSError:
+            time.sleep(0.2)
+    stop(process)
+    raise RuntimeError((tmp / f"{name}.log").read_text()[-3000:])
+
+
+def worker_rss_mb(master):
+    """Resident memory of each worker process of a gunicorn master, in MB."""
+    children = Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return sizes
+
+
+def wrk(url, paths, args, tmp, connections=None, method="GET", body=""):
+    script = tmp / "wrk.lua"
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "paths": ", ".join(json.dumps(path) for path in paths),
+            "seed": 1,
+            "method": json.dumps(method),
+            "body": body,
+        }
+    )
+    connections = connections or args.connections
+    result = subprocess.run(
+        [
+            "wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{args.duration}s", "--timeout=10s",
+            "-s", str(script), url,
+        ],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures["req_per_s"] = figures["requests"] / figures["seconds"]
+    return figures
+
+
+def pages_under_load(tmp, args):
+    import numpy as np
+
+    from catalog.models import Product
+
+    ids = list(Product.objects.values_list("pk", flat=True))
+    rng = np.random.default_rng(1)
+    sample = [int(pk) for pk in rng.choice(ids, 500, replace=False)]
+    pages = max(1, len(ids) // 24)
+    paths = {
+        "api_product": [f"/api/products/{pk}/" for pk in sample],
+        "similar_api": [f"/api/products/{pk}/similar/?k=5" for pk in sample],
+        "product_page": [f"/products/{pk}/" for pk in sample],
+        "catalogue_page": [f"/?page={int(n)}" for n in rng.integers(1, min(pages, 200) + 1, 200)],
+    }
+    server, url = gunicorn(tmp, args, "pages")
+    try:
+        for path_list in paths.values():  # every worker has loaded the index and warmed up
+            for path in path_list[:20]:
+                urllib.request.urlopen(url + path, timeout=30).close()
+        results = {}
+        for name, path_list in paths.items():
+            results[name] = wrk(url, path_list, args, tmp)
+            log(f"{name}: {results[name]}")
+        reference = results["api_product"]["req_per_s"]
+        for figures in results.values():
+            figures["share_of_reference"] = figures["req_per_s"] / reference
+            figures["p99_over_p50"] = figures["p99_ms"] / figures["p50_ms"]
+        results["web_worker_rss_mb"] = worker_rss_mb(server)
+    finally:
+        stop(server)
+    return results
+
+
+def photo_search_under_load(tmp, args):
+    """First upload on a fresh server, then 4 concurrent uploaders of real shopper photos."""
+    photos = sorted((args.photos / "images").glob("*.jpg"))[:8]
+    if not photos:
+        return {"skipped": f"no shopper photos in {args.photos}"}
+    boundary = "benchboundary7d1f"
+
+    def multipart(data):
+        return (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="photo.jpg"\r\n'
+                "Content-Type: image/jpeg\r\n\r\n"
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+
+    bodies = [multipart(path.read_bytes()) for path in photos]
+    server, url = gunicorn(tmp, args, "photo-search")
+    try:
+        rss_at_start = worker_rss_mb(server)
+        request = urllib.request.Request(
+            url + "/api/search/image",
+            data=bodies[0],
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200
+        first_ms = (time.perf_counter() - started) * 1000
+        # wrk sends one body per connection script; the photos take turns by connection.
+        body = tmp / "body.bin"
+        body.write_bytes(bodies[1])
+        lua_body = (
+            f'wrk.headers["Content-Type"] = "multipart/form-data; boundary={boundary}"\n'
+            f'local file = io.open("{body}", "rb"); wrk.body = file:read("*a"); file:close()\n'
+        )
+        figures = wrk(url, ["/api/search/image"], args, tmp, connections=4, method="POST", body=lua_body)
+        log(f"photo search: {figures}")
+        return {
+            "first_search_ms": first_ms,
+            "concurrent_4": figures,
+            "web_worker_rss_mb_at_start": rss_at_start,
+            "web_worker_rss_mb_after": worker_rss_mb(server),
+        }
+    finally:
+        stop(server)
+
+
+if __name__ == "__main__":
+    main()
