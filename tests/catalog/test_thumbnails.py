@@ -21,13 +21,16 @@ from catalog.models import Product
 from catalog.signals import products_imported
 from catalog.thumbnails import THUMBNAIL_WIDTHS, thumbnail_name
 from recommender import signals as embedding_signals
+from tests import workers as worker_processes
 from tests.catalog_files import styles_line, write_catalogue
 from tests.factories import ProductFactory
 from tests.images import BLUE, GREEN, RED, YELLOW, garment_photo
+from tests.workers import Workers
 
 pytestmark = pytest.mark.django_db
 
 PURPLE, ORANGE = (120, 40, 150), (240, 130, 20)
+WORKER_REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
 def large_photo(colour, size=(2400, 3200), seed=0):
@@ -329,6 +332,31 @@ def test_the_ready_answer_is_remembered_so_pages_do_not_ask_the_storage_each_tim
         assert thumbnails.photo_sources(product, "card").srcset
 
     assert asked == [f"thumbnails/{product.image_checksum}"]
+
+
+@pytest.mark.celery_worker
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_makes_the_thumbnails_of_a_saved_photo(settings, tmp_path, media_root, client):
+    with worker_processes.services_mode(settings, WORKER_REDIS_URL, visibility_timeout=30):
+        workers = Workers(tmp_path, WORKER_REDIS_URL, visibility_timeout=30)
+        workers.start("thumbnails")
+        try:
+            product = photo_product(garment_photo(RED))  # committed: the task goes to Redis
+            page = client.get(product.get_absolute_url()).content.decode()
+            assert image_sources(page, "product__image") == [(product.image_url, "")]  # not made yet
+
+            worker_processes.wait_for(
+                lambda: len(stored_thumbnails(media_root)) == len(THUMBNAIL_WIDTHS),
+                60,
+                "the worker to make the thumbnails",
+                workers.logs,
+            )
+            page = client.get(product.get_absolute_url()).content.decode()
+        finally:
+            workers.stop_all()
+    # The worker told the shared cache: no need to wait for the page's "not yet" to expire.
+    assert image_sources(page, "product__image")[0][0].endswith(f"{product.image_checksum}/480.webp")
 
 
 # The measurable target: similar items cost a fraction of their full photos
