@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import embedding
 from .embedding import EMBEDDER_NAMES, Embedder, prepare_image
-from .embedding.pipeline import embed_photo_batches
+from .embedding.pipeline import PREPARING_THREADS, embed_photo_batches
 from .vector_store import current_model_name
 
 logger = logging.getLogger(__name__)
@@ -101,13 +101,14 @@ def prepare_photo(source, crop=None) -> np.ndarray:
     return prepare_image(source, max_pixels=settings.IMAGE_MAX_PIXELS, crop=crop)
 
 
-def embed_photo_files(paths, embedder=None, batch_size=64, progress=None):
+def embed_photo_files(paths, embedder=None, batch_size=64, progress=None, threads=PREPARING_THREADS):
     """CNN and colour vectors of image files, as products' photos are embedded (files of
     the next batches are read while the model runs, see recommender.embedding.pipeline).
 
     Returns ``(cnn, colour, failed)``: arrays with one row per readable file, and the
     positions of files that could not be read. ``progress`` is called with the number
-    of files done after each batch.
+    of files done after each batch. ``threads`` read files beside the model (0: in
+    turn with it).
     """
     embedder = embedder or get_embedder()
     batches = (
@@ -120,6 +121,7 @@ def embed_photo_files(paths, embedder=None, batch_size=64, progress=None):
         lambda position: (prepare_photo(paths[position]), None),
         embedder,
         model_batch_size=batch_size,
+        threads=threads,
     ):
         for photo in photos:
             if photo.embedded:

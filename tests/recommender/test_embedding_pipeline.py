@@ -217,18 +217,10 @@ def test_photo_files_give_what_one_step_after_the_other_gives(embedder, tmp_path
     assert progress == [3, 6, 7]
     np.testing.assert_allclose(cnn, embedder.embed_images(arrays, batch_size=3), rtol=0, atol=1e-6)
     np.testing.assert_array_equal(colour, np.stack([colour_descriptor(array) for array in arrays]))
-    serial = [
-        photo
-        for photos in embed_photo_batches(
-            [range(0, 3), range(3, 6), range(6, 7)],
-            lambda position: (active_model.prepare_photo(paths[position]), None),
-            embedder,
-            model_batch_size=3,
-            threads=0,
-        )
-        for photo in photos
-    ]
-    np.testing.assert_array_equal(cnn, np.stack([photo.cnn for photo in serial if photo.embedded]))
+    serial = active_model.embed_photo_files(paths, embedder, batch_size=3, threads=0)
+    np.testing.assert_array_equal(cnn, serial[0])
+    np.testing.assert_array_equal(colour, serial[1])
+    assert failed == serial[2]
 
 
 def stored_vectors():
