@@ -494,7 +494,10 @@ def publication_problem(loaded) -> str | None:
         return _state["problem"]
     wrong = []
     for name, record in _stored_files(loaded.metadata).items():
-        size = search_files.stored_size(name)
+        try:
+            size = search_files.stored_size(name)
+        except Exception as exc:  # noqa: BLE001 - an unreachable store is the answer here
+            return f"the search files store cannot be reached: {exc}"
         if size is None or (record.get("bytes") is not None and size != record["bytes"]):
             wrong.append(name)
     if wrong:

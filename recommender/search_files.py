@@ -171,10 +171,10 @@ def stored_folders(prefix) -> list[str]:
 
 
 def stored_size(name) -> int | None:
-    """Size of a stored file, None when it is not there."""
+    """Size of a stored file, None when it is not there (other failures of the store raise)."""
     try:
         return search_storage().size(name)
-    except (FileNotFoundError, OSError):
+    except FileNotFoundError:
         return None
 
 
@@ -220,10 +220,12 @@ def cached_build(key: str, files: dict) -> Path:
     try:
         for name, record in files.items():
             download(name, scratch / Path(name).name, record)
+        if folder.is_dir() and all(_has_size(folder / Path(n).name, r) for n, r in files.items()):
+            return folder  # another process of this host made the same copy meanwhile
         shutil.rmtree(folder, ignore_errors=True)  # a damaged earlier copy
         try:
             os.rename(scratch, folder)
-        except OSError:  # another process of this host made the same copy meanwhile
+        except OSError:  # made by another process between the check and the rename
             if not folder.is_dir():
                 raise
     finally:
