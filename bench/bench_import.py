@@ -93,11 +93,14 @@ def main():
         setup_django(tmp)
         from django.core.management import call_command
 
+        from catalog.importing import service as importing_service
         from catalog.signals import products_imported
 
         call_command("migrate", verbosity=0)
         if not args.with_listeners:
+            # The import alone: no embedding or thumbnails (they run eagerly in a bench).
             products_imported.send = lambda sender, **kwargs: []
+            importing_service.queue_thumbnails = lambda product_ids: None
         folder = tmp / "catalogue"
         folder.mkdir()
         write_catalogue(folder, args.rows, args.images)

@@ -73,10 +73,12 @@ def import_without_thumbnails(folder):
 
 
 def timed_thumbnails(products):
+    from catalog.models import Product
     from catalog.thumbnails import make_missing_thumbnails
 
     started = time.perf_counter()
     report = make_missing_thumbnails(products)
+    Product.objects.record_thumbnails(report.ready)
     seconds = time.perf_counter() - started
     return {
         "made": report.made,

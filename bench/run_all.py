@@ -73,7 +73,14 @@ BENCHMARKS = {
         lambda d: {"e2e": _get(d, "end_to_end")},
     ),  # fmt: skip
     "photo_search": ([], ["--products", "60", "--repeats", "10"], lambda d: d.get("whole_photo")),
-    "thumbnails": ([], ["--quick"], lambda d: d.get("headline")),
+    "thumbnails": (
+        [],
+        ["--quick"],
+        lambda d: {
+            "photos/s (60x80)": _get(d, "sample", "photos_per_second"),
+            "similar items 2x/full (2400x3200)": _get(d, "large", "similar_items", "ratio_2x_to_full"),
+        },
+    ),
     "freshness": ([], ["--quick"], lambda d: {"seconds": d.get("median_seconds")}),
     "pages": (["--cache", str(VECTORS)], ["--quick", "--cache", str(VECTORS)], _pages),
     "quality": (["--cache", str(VECTORS)], ["--cache", str(VECTORS)], lambda d: d.get("summary")),

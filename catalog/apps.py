@@ -7,7 +7,9 @@ class CatalogConfig(AppConfig):
     verbose_name = "Catalogue"
 
     def ready(self):
-        from . import facets
+        # The tasks module registers the tasks catalog.thumbnails sends by name, in web
+        # processes too.
+        from . import facets, tasks  # noqa: F401
         from .models import ImportRun, Product
         from .signals import products_imported
 

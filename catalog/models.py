@@ -1,6 +1,8 @@
 import hashlib
+from collections.abc import Iterable
 
 from django.db import models, transaction
+from django.db.models import F
 from django.urls import reverse
 
 from .availability import Availability, availability
@@ -33,6 +35,22 @@ class ProductQuerySet(models.QuerySet):
         """Products that have a photo."""
         return self.exclude(image="")
 
+    def needing_thumbnails(self):
+        """Products whose photo's thumbnails are not recorded as made."""
+        return self.with_photo().exclude(thumbnails_checksum=F("image_checksum"))
+
+    def record_thumbnails(self, checksums: Iterable[str], batch_size: int = 1000) -> int:
+        """Mark the products whose photo has one of these checksums as having thumbnails
+        (catalog.thumbnails reports which it stored); returns how many rows changed."""
+        checksums, changed = sorted(set(checksums)), 0
+        for start in range(0, len(checksums), batch_size):
+            changed += (
+                self.filter(image_checksum__in=checksums[start : start + batch_size])
+                .exclude(thumbnails_checksum=F("image_checksum"))
+                .update(thumbnails_checksum=F("image_checksum"))
+            )
+        return changed
+
 
 def product_image_path(instance, filename):
     # One file per product id: re-importing overwrites instead of piling up copies.
@@ -59,6 +77,8 @@ class Product(models.Model):
     # sha256 of the stored image bytes: lets the importer skip unchanged images and the
     # recommender re-embed only images that changed.
     image_checksum = models.CharField(max_length=64, blank=True)
+    # The image_checksum whose thumbnails are stored (pages show the full photo otherwise).
+    thumbnails_checksum = models.CharField(max_length=64, blank=True, editable=False)
     price = models.DecimalField(max_digits=10, decimal_places=2)
     stock = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True, db_index=True)

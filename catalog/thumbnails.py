@@ -9,7 +9,10 @@ share its thumbnails. ``remove_unused_thumbnails`` deletes what no product needs
 Thumbnails are made after a product's row commits, in a background task
 (``queue_thumbnails``), or by ``manage.py make_thumbnails`` for photos that have none.
 Pages never make them: until a photo's thumbnails exist, its ``<img>`` shows the full
-photo (``photo_sources``).
+photo (``photo_sources``). Which photos have them is recorded on the product rows
+(``Product.thumbnails_checksum``, by ``ProductQuerySet.record_thumbnails`` with the
+checksums ``make_missing_thumbnails`` reports ready), so a page of cards asks neither the
+storage nor the cache.
 
 This module knows files, not queries: callers pass the products (catalog.models uses it).
 """
@@ -19,11 +22,10 @@ import io
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from celery import current_app
 from django.conf import settings
-from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -42,13 +44,8 @@ PHOTO_SIZES = {"line": 60, "tile": 90, "card": 240, "page": 480}
 WEBP_QUALITY = 80
 
 MAKE_TASK = "catalog.tasks.make_thumbnails"
+SWEEP_TASK = "catalog.tasks.sweep_thumbnails"
 TASK_BATCH_SIZE = 100
-# Whether a photo's thumbnails exist is remembered per checksum: pages ask for every
-# card, and the object store would answer each question with a request. Present files
-# stay (content-addressed); absent ones are asked for again after a while.
-READY_KEY = "thumbnails:ready:{checksum}"
-READY_TIMEOUT = 24 * 3600
-NOT_READY_TIMEOUT = 5 * 60
 
 
 class ThumbnailProblem(Exception):
@@ -86,7 +83,7 @@ def photo_sources(product, size: str) -> PhotoSources:
     its thumbnails with 1x/2x variants once they exist, the full photo until then."""
     width, height = _box(PHOTO_SIZES[size])
     checksum = product.image_checksum
-    if not (product.image and checksum and thumbnails_ready(checksum)):
+    if not (product.image and checksum and product.thumbnails_checksum == checksum):
         return PhotoSources(product.image_url, "", width, height)
     one, two = _covering(width), _covering(2 * width)
     src = default_storage.url(thumbnail_name(checksum, one))
@@ -94,16 +91,6 @@ def photo_sources(product, size: str) -> PhotoSources:
         f"{src} 1x" if one == two else f"{src} 1x, {default_storage.url(thumbnail_name(checksum, two))} 2x"
     )
     return PhotoSources(src, srcset, width, height)
-
-
-def thumbnails_ready(checksum: str) -> bool:
-    """Whether every thumbnail of the photo with this checksum is stored."""
-    key = READY_KEY.format(checksum=checksum)
-    ready = cache.get(key)
-    if ready is None:
-        ready = not _missing_widths(checksum)
-        cache.set(key, ready, READY_TIMEOUT if ready else NOT_READY_TIMEOUT)
-    return ready
 
 
 def _missing_widths(checksum):
@@ -175,7 +162,6 @@ def make_thumbnails(product) -> int:
             raise ThumbnailProblem("the stored photo is not the one its checksum describes")
         for width, webp in thumbnail_images(data, missing).items():
             _store(thumbnail_name(checksum, width), webp)
-    cache.set(READY_KEY.format(checksum=checksum), True, READY_TIMEOUT)
     return len(missing)
 
 
@@ -196,6 +182,8 @@ class ThumbnailReport:
     made: int = 0
     present: int = 0
     failed: int = 0
+    # Checksums of the photos whose thumbnails are all stored now.
+    ready: set = field(default_factory=set)
 
     def as_dict(self) -> dict:
         return {"made": self.made, "present": self.present, "failed": self.failed}
@@ -221,6 +209,7 @@ def make_missing_thumbnails(
             else:
                 report.made += bool(written)
                 report.present += not written
+                report.ready.add(product.image_checksum)
             done_checksums.add(product.image_checksum)
         else:
             report.present += 1
@@ -248,7 +237,6 @@ def remove_unused_thumbnails(checksums_in_use: Iterable[str]) -> int:
         for name in default_storage.listdir(folder)[1]:
             default_storage.delete(f"{folder}/{name}")
         _remove_empty_folder(folder)
-        cache.delete(READY_KEY.format(checksum=checksum))
         removed += 1
     return removed
 
@@ -282,10 +270,6 @@ def _send(product_ids):
     for start in range(0, len(product_ids), TASK_BATCH_SIZE):
         chunk = product_ids[start : start + TASK_BATCH_SIZE]
         try:
-            if MAKE_TASK not in app.tasks:
-                # A worker imports the apps' task modules when it starts; a web process
-                # does so here, the first time it sends.
-                app.loader.import_default_modules()
             app.tasks[MAKE_TASK].apply_async(args=(chunk,), retry=False)
         except Exception as error:  # broker unreachable (kombu raises several types), or eager failure
             logger.warning("Could not make thumbnails of products %s (%s).", chunk, error)

@@ -36,8 +36,10 @@ def clothing_photos():
 
 @pytest.fixture(autouse=True)
 def fresh_index_dir(settings, tmp_path):
-    """Each test gets its own index folder, no loaded build and an empty cache."""
+    """Each test gets its own index folder and host copy of it, no loaded build and an
+    empty cache."""
     settings.INDEX_DIR = tmp_path / "index"
+    settings.INDEX_CACHE_DIR = tmp_path / "index-cache"
     annoy_index.forget_loaded_index()
     search_space.forget_loaded_spaces()
     cache.clear()

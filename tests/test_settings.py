@@ -94,4 +94,4 @@ def test_with_a_bucket_photos_go_to_the_object_store_and_the_app_serves_none(tmp
         "shell", "-c", script, DJANGO_SECRET_KEY=secret, DATA_DIR=str(tmp_path), MEDIA_BUCKET="shop"
     )
     assert local.stdout.split()[-2:] == ["served", "django.core.files.storage.FileSystemStorage"]
-    assert store.stdout.split()[-2:] == ["not-served", "storages.backends.s3.S3Storage"]
+    assert store.stdout.split()[-2:] == ["not-served", "config.storage.MediaStorage"]

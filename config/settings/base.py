@@ -136,7 +136,7 @@ STORAGES = {
 MEDIA_BUCKET = os.environ.get("MEDIA_BUCKET", "")
 if MEDIA_BUCKET:
     STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "config.storage.MediaStorage",
         "OPTIONS": {
             "bucket_name": MEDIA_BUCKET,
             "endpoint_url": os.environ.get("MEDIA_ENDPOINT_URL") or None,
@@ -292,6 +292,7 @@ INDEX_REBUILD_SPACING = float(os.environ.get("INDEX_REBUILD_SPACING", "2"))
 SIMILAR_PRODUCTS_COUNT = 5
 CELERY_BEAT_SCHEDULE = {
     "sweep-embeddings": {"task": "recommender.tasks.sweep", "schedule": 15 * 60},
+    "sweep-thumbnails": {"task": "catalog.tasks.sweep_thumbnails", "schedule": 60 * 60},
 }
 
 # LOG_FORMAT=json: one JSON object per line (request logs carry their fields as keys).

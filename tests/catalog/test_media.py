@@ -54,6 +54,7 @@ def test_a_changed_photo_gets_a_new_address(photo):
 
 def test_a_thumbnail_is_served_as_webp_and_may_be_cached_for_a_year(photo, client):
     make_thumbnails(photo)
+    photo.thumbnails_checksum = photo.image_checksum  # recorded as the task does
     url = photo_sources(photo, "card").src
     assert url == f"/media/thumbnails/{photo.image_checksum}/240.webp"
 
@@ -190,12 +191,13 @@ def object_store(unused_port, tmp_path, monkeypatch, settings):
         settings.STORAGES = {
             **settings.STORAGES,
             "default": {
-                "BACKEND": "storages.backends.s3.S3Storage",
+                "BACKEND": "config.storage.MediaStorage",  # as MEDIA_BUCKET configures it
                 "OPTIONS": {
                     "bucket_name": "shop-media",
                     "endpoint_url": endpoint,
                     "querystring_auth": False,
                     "default_acl": "public-read",
+                    "object_parameters": {"CacheControl": "public, max-age=3600"},
                 },
             },
         }
@@ -222,6 +224,7 @@ def test_with_an_object_store_thumbnails_are_stored_and_linked_there(object_stor
         image=ContentFile(garment_photo((20, 90, 160), size=(600, 800)), name="upload.jpg")
     )
     make_thumbnails(product)
+    Product.objects.record_thumbnails([product.image_checksum])
 
     page = client.get(product.get_absolute_url()).content.decode()
 
@@ -229,7 +232,10 @@ def test_with_an_object_store_thumbnails_are_stored_and_linked_there(object_stor
     assert f'src="{folder}/480.webp" srcset="{folder}/480.webp 1x, {folder}/960.webp 2x"' in page
     with _get(f"{folder}/960.webp") as response:
         assert response.headers["Content-Type"] == "image/webp"
+        assert response.headers["Cache-Control"] == f"public, max-age={YEAR}, immutable"
         assert Image.open(io.BytesIO(response.read())).size == (600, 800)
+    with _get(product.image_url) as response:
+        assert response.headers["Cache-Control"] == "public, max-age=3600"
 
 
 def stored_photos(media_root):

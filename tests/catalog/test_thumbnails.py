@@ -15,11 +15,14 @@ from django.db.models.signals import post_save
 from django.urls import reverse
 from PIL import Image, ImageDraw, ImageFilter
 
+from catalog import models as models_module
+from catalog import tasks as catalog_tasks
 from catalog import thumbnails
 from catalog.importing import import_catalogue
 from catalog.models import Product
 from catalog.signals import products_imported
 from catalog.thumbnails import THUMBNAIL_WIDTHS, thumbnail_name
+from config.storage import MediaStorage
 from recommender import signals as embedding_signals
 from tests import workers as worker_processes
 from tests.catalog_files import styles_line, write_catalogue
@@ -261,7 +264,7 @@ def test_until_thumbnails_exist_pages_show_the_full_photo(client):
 
     assert image_sources(page, "product__image") == [(product.image_url, "")]
 
-    thumbnails.make_thumbnails(product)
+    call_command("make_thumbnails", verbosity=0)
     page = client.get(product.get_absolute_url()).content.decode()
     assert image_sources(page, "product__image")[0][0].endswith("/480.webp")
 
@@ -318,20 +321,32 @@ def test_a_thumbnail_task_that_cannot_be_sent_fails_nothing(committed, monkeypat
     assert client.get(product.get_absolute_url()).status_code == 200
 
 
-def test_the_ready_answer_is_remembered_so_pages_do_not_ask_the_storage_each_time(committed, monkeypatch):
+def test_pages_ask_neither_the_storage_nor_the_cache_whether_thumbnails_exist(committed, monkeypatch):
+    with committed():
+        products = [photo_product(garment_photo(colour)) for colour in (RED, BLUE, GREEN)]
+    asked = []
+    monkeypatch.setattr(thumbnails.default_storage, "listdir", lambda path: asked.append(path))
+    monkeypatch.setattr(cache, "get", lambda *args, **kwargs: asked.append(args))
+    fresh = Product.objects.filter(pk__in=[product.pk for product in products])
+
+    assert all(thumbnails.photo_sources(product, "card").srcset for product in fresh)
+    assert asked == []
+
+
+def test_a_replaced_photo_shows_in_full_until_its_own_thumbnails_are_made(committed, monkeypatch):
     with committed():
         product = photo_product(garment_photo(RED))
-    cache.clear()
-    asked = []
-    listdir = thumbnails.default_storage.listdir
-    monkeypatch.setattr(
-        thumbnails.default_storage, "listdir", lambda path: asked.append(path) or listdir(path)
+    monkeypatch.setattr(models_module, "queue_thumbnails", lambda ids: None)  # the task is lost
+    product.image = ContentFile(garment_photo(BLUE), name="new.jpg")
+    product.save()
+    product.refresh_from_db()
+
+    assert thumbnails.photo_sources(product, "card") == thumbnails.PhotoSources(
+        product.image_url, "", 240, 320
     )
-
-    for _ in range(3):
-        assert thumbnails.photo_sources(product, "card").srcset
-
-    assert asked == [f"thumbnails/{product.image_checksum}"]
+    call_command("make_thumbnails", verbosity=0)
+    product.refresh_from_db()
+    assert thumbnails.photo_sources(product, "card").src.endswith(f"{product.image_checksum}/240.webp")
 
 
 @pytest.mark.celery_worker
@@ -355,7 +370,7 @@ def test_a_real_worker_makes_the_thumbnails_of_a_saved_photo(settings, tmp_path,
             page = client.get(product.get_absolute_url()).content.decode()
         finally:
             workers.stop_all()
-    # The worker told the shared cache: no need to wait for the page's "not yet" to expire.
+    # The worker recorded it on the product row: the next page shows the thumbnails.
     assert image_sources(page, "product__image")[0][0].endswith(f"{product.image_checksum}/480.webp")
 
 
@@ -382,3 +397,26 @@ def test_similar_items_on_a_product_page_download_less_than_a_tenth_of_their_ful
 
     assert full_bytes > 5 * 1_000_000  # real-size photos, not toy ones
     assert thumbnail_bytes < full_bytes / 10
+
+
+def test_the_periodic_sweep_makes_the_thumbnails_a_lost_task_left_unmade(committed, monkeypatch):
+    monkeypatch.setattr(models_module, "queue_thumbnails", lambda ids: None)  # the task is lost
+    with committed():
+        lost = photo_product(garment_photo(RED))
+    assert list(Product.objects.needing_thumbnails()) == [lost]
+
+    with committed():  # the sweep's tasks go out once it commits
+        assert catalog_tasks.sweep_thumbnails() == 1
+
+    lost.refresh_from_db()
+    assert thumbnails.photo_sources(lost, "card").srcset
+    assert not Product.objects.needing_thumbnails().exists()
+
+
+def test_thumbnails_in_a_bucket_are_cached_for_a_year_and_photos_for_an_hour():
+    storage = MediaStorage(bucket_name="shop", object_parameters={"CacheControl": "public, max-age=3600"})
+
+    assert storage.get_object_parameters("thumbnails/ab12/240.webp")["CacheControl"] == (
+        "public, max-age=31536000, immutable"
+    )
+    assert storage.get_object_parameters("products/1.jpg")["CacheControl"] == "public, max-age=3600"

@@ -69,7 +69,7 @@ def tail(log):
 
 def test_a_new_photo_and_a_stale_index_are_queued_not_worked_on_in_the_request(embedded_mode, client):
     product = product_with_photo(1)
-    assert queued_messages(embedded_mode) == 1  # the embedding request, sent after the commit
+    assert queued_messages(embedded_mode) == 2  # embedding and thumbnails, sent after the commit
     assert not Embedding.objects.exists()
 
     # Vectors without an index: the page answers by exact search and asks for a rebuild.
@@ -78,7 +78,7 @@ def test_a_new_photo_and_a_stale_index_are_queued_not_worked_on_in_the_request(e
 
     assert response.status_code == 200
     assert not IndexBuild.objects.exists()
-    assert queued_messages(embedded_mode) == 2
+    assert queued_messages(embedded_mode) == 3  # and the rebuild
     assert not Embedding.objects.filter(product=product).exists()
 
 

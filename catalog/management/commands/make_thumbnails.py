@@ -33,6 +33,7 @@ class Command(BaseCommand):
         finally:
             if progress is not None:
                 progress.close()
+        Product.objects.record_thumbnails(report.ready)
         removed = 0
         if clean:
             in_use = Product.objects.with_photo().values_list("image_checksum", flat=True)
