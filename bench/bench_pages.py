@@ -82,7 +82,7 @@ def main():
         subprocess.run(
             [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, check=True
         )
-        subprocess.run([sys.executable, "manage.py", "prepare_model"], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "manage.py", "prepare_model"], cwd=ROOT, check=True, stdout=sys.stderr)
         # Drop the tasks the import queued: the vectors are stored and the index is built,
         # so the worker stays idle unless a page asks for work.
         import redis
@@ -115,6 +115,7 @@ def fill_catalogue(args):
     """The dev sample imported for real, grown to ``args.products`` with copies, its vectors
     stored and the index built. Returns the seconds each step took."""
     import numpy as np
+    from django.db import connection
     from django.utils import timezone
 
     from catalog.importing import import_catalogue
@@ -171,6 +172,8 @@ def fill_catalogue(args):
         batch_size=2000,
     )
     seconds["grow_to_size"] = time.perf_counter() - started
+    with connection.cursor() as cursor:  # planner statistics, as autovacuum keeps them in production
+        cursor.execute("ANALYZE")
     started = time.perf_counter()
     rebuild_index()
     seconds["index_build"] = time.perf_counter() - started

@@ -74,9 +74,10 @@ def _recommended(request):
 def product_detail(request, pk):
     """One product with all its attributes; inactive products do not exist for shoppers."""
     product = get_object_or_404(Product.objects.visible(), pk=pk)
-    record_view(request, product)
-    return render(
+    response = render(
         request,
         "catalog/product_detail.html",
         {"product": product, "similar_products": similar_products(product)},
     )
+    record_view(request, response, product)
+    return response

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 
 import numpy as np
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from catalog.models import Product
 from shop.selectors import best_selling_product_ids
@@ -14,20 +14,42 @@ from .models import ProductView
 from .neighbours import buyable_in_order, products_near, serving_space
 from .vector_store import current_embeddings, stored_features
 
-SESSION_VIEWED_KEY = "recently_viewed"
+# A visitor's recent views live in a signed cookie, not the session: a product page then
+# writes nothing to the database for visitors (a session row per first view was most of
+# a product page's cost under load). Signed, so a page never trusts ids it did not set.
+VIEWED_COOKIE = "recently_viewed"
+VIEWED_COOKIE_SALT = "recommender.recently-viewed"
 REMEMBERED_VIEWS = 20
 
 
-def record_view(request: HttpRequest, product: Product) -> None:
-    """Remember a product page view for this visitor's or shopper's recommendations."""
-    viewed = [pk for pk in request.session.get(SESSION_VIEWED_KEY, []) if pk != product.pk]
-    request.session[SESSION_VIEWED_KEY] = ([product.pk] + viewed)[:REMEMBERED_VIEWS]
+def record_view(request: HttpRequest, response: HttpResponse, product: Product) -> None:
+    """Remember a product page view for this visitor's or shopper's recommendations (in
+    the page's ``response`` cookie; for a signed-in shopper also as a row, for every device)."""
+    viewed = [product.pk] + [pk for pk in viewed_cookie_ids(request) if pk != product.pk]
+    response.set_signed_cookie(
+        VIEWED_COOKIE,
+        ",".join(str(pk) for pk in viewed[:REMEMBERED_VIEWS]),
+        salt=VIEWED_COOKIE_SALT,
+        max_age=settings.SESSION_COOKIE_AGE,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
     if request.user.is_authenticated:
         ProductView.objects.update_or_create(user=request.user, product=product)
 
 
+def viewed_cookie_ids(request: HttpRequest) -> list[int]:
+    """Product ids in the visitor's recently-viewed cookie, newest first ([] when it is
+    missing, expired or was not signed here)."""
+    value = request.get_signed_cookie(
+        VIEWED_COOKIE, default="", salt=VIEWED_COOKIE_SALT, max_age=settings.SESSION_COOKIE_AGE
+    )
+    return [int(pk) for pk in value.split(",") if pk.isdigit()][:REMEMBERED_VIEWS]
+
+
 def _recently_viewed(request):
-    viewed = list(request.session.get(SESSION_VIEWED_KEY, []))
+    viewed = viewed_cookie_ids(request)
     if request.user.is_authenticated:
         for pk in (
             ProductView.objects.filter(user=request.user)

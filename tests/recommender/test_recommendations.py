@@ -6,7 +6,11 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.core import signing
+from django.db import connection
 from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.models import Product
@@ -18,14 +22,29 @@ from tests.factories import OrderItemFactory, ProductFactory
 pytestmark = pytest.mark.django_db
 
 
+def viewed_cookie(ids):
+    """The recently-viewed cookie value a product page sets for these ids."""
+    signer = signing.get_cookie_signer(
+        salt=recommendations.VIEWED_COOKIE + recommendations.VIEWED_COOKIE_SALT
+    )
+    return signer.sign(",".join(str(pk) for pk in ids))
+
+
 def visitor_request(viewed=(), user=None):
-    """A request of a visitor (or ``user``) whose session remembers ``viewed`` product ids."""
+    """A request of a visitor (or ``user``) whose cookie remembers ``viewed`` product ids."""
     request = RequestFactory().get("/")
     request.session = SessionStore()
     if viewed:
-        request.session[recommendations.SESSION_VIEWED_KEY] = list(viewed)
+        request.COOKIES[recommendations.VIEWED_COOKIE] = viewed_cookie(viewed)
     request.user = user or AnonymousUser()
     return request
+
+
+def viewed_by(client):
+    """The product ids a client's recently-viewed cookie holds, as pages read them."""
+    request = RequestFactory().get("/")
+    request.COOKIES = {name: morsel.value for name, morsel in client.cookies.items()}
+    return recommendations.viewed_cookie_ids(request)
 
 
 def recommended_ids(html):
@@ -54,7 +73,7 @@ def test_product_pages_remember_the_last_20_views_newest_first(client):
         client.get(product.get_absolute_url())
     client.get(products[10].get_absolute_url())  # seen again: moves to the front, once
 
-    viewed = client.session[recommendations.SESSION_VIEWED_KEY]
+    viewed = viewed_by(client)
 
     assert len(viewed) == 20
     assert viewed[0] == products[10].pk
@@ -62,10 +81,21 @@ def test_product_pages_remember_the_last_20_views_newest_first(client):
     assert len(set(viewed)) == 20
 
 
-def test_visitor_views_leave_no_rows(client, product):
+def test_visitor_views_write_no_session_or_view_row(client, product):
+    with CaptureQueriesContext(connection) as queries:
+        client.get(product.get_absolute_url())
+
+    assert viewed_by(client) == [product.pk]
+    assert not ProductView.objects.exists() and not Session.objects.exists()
+    assert not [q["sql"] for q in queries if "django_session" in q["sql"]]
+
+
+def test_a_forged_or_damaged_views_cookie_is_ignored(client, product):
+    other = ProductFactory()
+    client.cookies[recommendations.VIEWED_COOKIE] = f"{other.pk}:forged-signature"
     client.get(product.get_absolute_url())
 
-    assert not ProductView.objects.exists()
+    assert viewed_by(client) == [product.pk]
 
 
 def test_shopper_views_are_kept_as_one_row_per_product(user_client, user):
@@ -84,7 +114,7 @@ def test_inactive_product_page_is_not_remembered(client):
     hidden = ProductFactory(is_active=False)
 
     assert client.get(hidden.get_absolute_url()).status_code == 404
-    assert recommendations.SESSION_VIEWED_KEY not in client.session
+    assert viewed_by(client) == []
 
 
 # What is recommended
