@@ -6,9 +6,11 @@ is applied, in one conditional UPDATE on the current stock: pieces sold meanwhil
 sold, and an untouched stock field changes nothing.
 """
 
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
+from .facets import catalogue_changed
 from .models import Product
 
 
@@ -17,6 +19,8 @@ def adjust_stock(product_id: int, *, by: int) -> int:
     returns the stock now."""
     if by:
         Product.objects.filter(pk=product_id).update(stock=Greatest(F("stock") + by, 0))
+        # An update sends no signal: cached catalogue pages show whether it can be bought.
+        transaction.on_commit(catalogue_changed)
     return Product.objects.filter(pk=product_id).values_list("stock", flat=True).get()
 
 
