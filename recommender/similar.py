@@ -50,8 +50,18 @@ def _similar_from_build(space, index, product, k, filters):
         hits = merge_newer_vectors(space, index, vector, hits, len(hits), newer)
         found = ranked_buyable(space, vector, hits, {product.pk}, filters)
     else:
-        found = buyable_in_order(neighbours, {product.pk}, filters)
+        found = _first_buyable(neighbours, k, {product.pk}, filters)
     return found[:k] if len(found) >= k else None
+
+
+def _first_buyable(ids, k, exclude, filters):
+    """The first k buyable products of ``ids``, in order, reading rows a window at a time
+    (most neighbours can be bought: twice k rows usually answer, not all 40)."""
+    found, start, window = [], 0, 2 * k
+    while len(found) < k and start < len(ids):
+        found += buyable_in_order(ids[start : start + window], exclude, filters)
+        start, window = start + window, window * 2
+    return found
 
 
 def _same_kind_fallback(product, k, filters):

@@ -72,6 +72,15 @@ def test_similar_products_skip_inactive_and_out_of_stock(clustered_catalogue):
     assert {cluster_of(p) for p in similar} == {cluster_of(product)}
 
 
+def test_similar_products_look_past_many_sold_out_neighbours_in_build_order(clustered_catalogue):
+    rebuild_index()
+    product = clustered_catalogue[0]
+    stored = annoy_index.current_index().stored_neighbours(product.pk)
+    Product.objects.filter(pk__in=stored[:12]).update(stock=0)  # more than the first rows read
+
+    assert [p.pk for p in similar_products(product)] == stored[12:17]
+
+
 def test_a_product_added_after_the_build_is_already_findable(clustered_catalogue):
     rebuild_index()
     cache.add(REBUILD_PENDING_KEY, "1")  # a rebuild is already on its way
