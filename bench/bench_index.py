@@ -142,7 +142,7 @@ def catalogue_size(evaluation, vectors, name, rerank, folder, args):
     from django.conf import settings
 
     from recommender import annoy_index
-    from recommender.neighbour_lists import nearest_neighbour_lists
+    from recommender.neighbour_lists import annoy_neighbour_lists, nearest_neighbour_lists
 
     n, width = len(vectors), annoy_index.PRECOMPUTED_NEIGHBOURS
     pool = min(width * (annoy_index.RERANK_POOL_FACTOR if rerank else 1), n - 1)
@@ -163,7 +163,9 @@ def catalogue_size(evaluation, vectors, name, rerank, folder, args):
     log(f"{name}: old lists {result['lists_exact']}")
     if not args.skip_old:
         started = time.perf_counter()
-        old = annoy_index._neighbours_of_every_item(index, n, settings.ANNOY_SEARCH_K, rerank)
+        old = annoy_neighbour_lists(
+            index, n, width, settings.ANNOY_SEARCH_K, rerank, pool_factor=annoy_index.RERANK_POOL_FACTOR
+        )
         result["lists_annoy_per_item"] = {
             "search_k": settings.ANNOY_SEARCH_K,
             "seconds": time.perf_counter() - started,

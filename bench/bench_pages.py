@@ -82,7 +82,9 @@ def main():
         subprocess.run(
             [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, check=True
         )
-        subprocess.run([sys.executable, "manage.py", "prepare_model"], cwd=ROOT, check=True, stdout=sys.stderr)
+        subprocess.run(
+            [sys.executable, "manage.py", "prepare_model"], cwd=ROOT, check=True, stdout=sys.stderr
+        )
         # Drop the tasks the import queued: the vectors are stored and the index is built,
         # so the worker stays idle unless a page asks for work.
         import redis

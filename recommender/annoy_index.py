@@ -40,7 +40,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils.dateparse import parse_datetime
 
-from . import search_files
+from . import neighbour_lists, search_files
 from .search_files import DamagedFile
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,8 @@ def write_build(
     name of its Annoy file is returned (``builds/<id>/build-<id>.ann``); with one, the
     build is written into that local folder alone (scratch indexes of the quality
     tooling, read back with read_build) and the file's name there is returned.
-    ``search_k`` (for the stored neighbour lists) defaults to settings.ANNOY_SEARCH_K.
+    ``search_k`` (for stored neighbour lists of a catalogue too large to list exactly,
+    see recommender.neighbour_lists) defaults to settings.ANNOY_SEARCH_K.
     ``rerank(items, candidates, similarities)``, when given, re-orders each item's nearest
     candidates (item numbers, one row per item) before the stored lists are cut.
     """
@@ -157,7 +158,9 @@ def write_build(
         index.build(n_trees, n_jobs=1)
         index.save(str(tmp_ann))
 
-        neighbours = _neighbours_of_every_item(index, len(vectors), search_k, rerank)
+        neighbours = neighbour_lists.of_every_item(
+            vectors, index, PRECOMPUTED_NEIGHBOURS, search_k, rerank, RERANK_POOL_FACTOR
+        )
 
         index.unload()
         _fsync_file(tmp_ann)
@@ -221,29 +224,6 @@ def _remove_old_published_builds(keep):
     for name in top_files:
         if name.startswith("build-"):
             search_files.search_storage().delete(name)
-
-
-def _neighbours_of_every_item(index, count, search_k, rerank=None, block=1024):
-    """For each item, its nearest other items (-1 where there are fewer), as int32 rows."""
-    width = min(PRECOMPUTED_NEIGHBOURS, max(count - 1, 0))
-    # A re-ranked list is cut from a wider pool of candidates.
-    pool = min(width * RERANK_POOL_FACTOR, max(count - 1, 0)) if rerank else width
-    neighbours = np.full((count, width), -1, dtype=np.int32)
-    for start in range(0, count, block):
-        items = np.arange(start, min(start + block, count))
-        candidates = np.full((len(items), pool), -1, dtype=np.int64)
-        similarities = np.full((len(items), pool), -np.inf, dtype=np.float32)
-        for row, item in enumerate(items):
-            found, distances = index.get_nns_by_item(
-                int(item), pool + 1, search_k=search_k, include_distances=True
-            )
-            kept = [(other, d) for other, d in zip(found, distances) if other != item][:pool]
-            candidates[row, : len(kept)] = [other for other, _ in kept]
-            similarities[row, : len(kept)] = [1.0 - d * d / 2.0 for _, d in kept]
-        if rerank:  # missing candidates (-1, similarity -inf) stay last
-            candidates = rerank(items, candidates, similarities)
-        neighbours[items] = candidates[:, :width]
-    return neighbours
 
 
 def _npy_bytes(array):

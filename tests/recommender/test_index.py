@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import cache
 
 from catalog.models import Product
-from recommender import annoy_index
+from recommender import annoy_index, neighbour_lists
 from recommender.models import Embedding, IndexBuild
 from recommender.queueing import REBUILD_PENDING_KEY
 from recommender.refresh import products_needing_embedding, rebuild_index
@@ -242,7 +242,7 @@ def test_a_product_whose_photo_changed_after_the_build_is_matched_by_its_new_pho
 def test_concurrent_rebuilds_run_one_after_the_other(clustered_catalogue, monkeypatch):
     from django.db import connection
 
-    real = annoy_index._neighbours_of_every_item
+    real = neighbour_lists.of_every_item
     first_inside = threading.Event()
 
     def slow_first(*args, **kwargs):
@@ -251,7 +251,7 @@ def test_concurrent_rebuilds_run_one_after_the_other(clustered_catalogue, monkey
             time.sleep(1.0)  # the second rebuild starts meanwhile
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(annoy_index, "_neighbours_of_every_item", slow_first)
+    monkeypatch.setattr(neighbour_lists, "of_every_item", slow_first)
     builds = {}
 
     def rebuild(name):

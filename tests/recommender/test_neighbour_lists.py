@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from annoy import AnnoyIndex
 
-from recommender import annoy_index
-from recommender.neighbour_lists import nearest_neighbour_lists
+from recommender import annoy_index, neighbour_lists
+from recommender.neighbour_lists import annoy_neighbour_lists, nearest_neighbour_lists
 
 
 def naive_lists(vectors, width):
@@ -103,7 +103,9 @@ def test_rerank_gets_what_the_annoy_build_gives_it():
     annoy_calls, exact_calls = [], []
 
     # A search_k over every node makes Annoy exact on so few items.
-    annoy_index._neighbours_of_every_item(annoy, len(vectors), 10**6, recording(annoy_calls))
+    annoy_neighbour_lists(
+        annoy, len(vectors), 40, 10**6, recording(annoy_calls), pool_factor=annoy_index.RERANK_POOL_FACTOR
+    )
     nearest_neighbour_lists(
         vectors,
         annoy_index.PRECOMPUTED_NEIGHBOURS,
@@ -151,3 +153,32 @@ def test_a_rerank_pool_is_cut_to_the_items_there_are():
     assert calls[0][1].shape == (6, 5)  # every other item, none missing
     assert (calls[0][1] >= 0).all() and np.isfinite(calls[0][2]).all()
     assert (lists[:, :5] >= 0).all() and (lists[:, 5:] == -1).all()
+
+
+class CountingIndex:
+    """An Annoy index that counts the neighbour queries made of it."""
+
+    def __init__(self, annoy):
+        self.annoy, self.queries = annoy, 0
+
+    def get_nns_by_item(self, *args, **kwargs):
+        self.queries += 1
+        return self.annoy.get_nns_by_item(*args, **kwargs)
+
+
+def test_a_build_lists_exactly_up_to_the_limit_and_asks_annoy_beyond(monkeypatch):
+    vectors = unit_vectors(120, 8, seed=11)
+    annoy = AnnoyIndex(8, "angular")
+    for item, vector in enumerate(vectors):
+        annoy.add_item(item, vector)
+    annoy.build(10, n_jobs=1)
+    index = CountingIndex(annoy)
+
+    exact = neighbour_lists.of_every_item(vectors, index, 10, 10**6)
+    assert index.queries == 0
+    monkeypatch.setattr(neighbour_lists, "EXACT_MAX_ITEMS", 100)
+    approximate = neighbour_lists.of_every_item(vectors, index, 10, 10**6)
+
+    assert index.queries == 120
+    # On so few items a search_k over every node makes Annoy exact too.
+    assert [set(row) for row in approximate] == [set(row) for row in exact]
