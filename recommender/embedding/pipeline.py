@@ -22,9 +22,9 @@ from .preprocessing import InvalidImage
 # Batches prepared ahead of the one the model runs: enough to ride out a batch of slow
 # files, and little memory (64 prepared photos are ~10 MB).
 BATCHES_AHEAD = 2
-# Threads preparing photos beside the model. On 2 cores one thread keeps up with the
-# model (~1 ms a photo against ~8 ms) and a second one only takes CPU from the model's
-# own threads; chosen with bench/bench_embed.py.
+# Threads preparing photos beside the model. One prepares a catalogue photo in ~2 ms while
+# the model takes ~7 ms on 2 cores, so it keeps up; a second one measured within the noise
+# of a shared machine (bench/bench_embed.py, thread grid) and competes with the model's threads.
 PREPARING_THREADS = 1
 # What an unreadable photo raises: reported with that photo, the others go on.
 UNREADABLE = (InvalidImage, OSError)
