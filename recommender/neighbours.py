@@ -9,6 +9,8 @@ Which catalogue facets shoppers may put on visual results is defined here once.
 """
 
 import logging
+import threading
+import time
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -94,12 +96,24 @@ def nearest_products(space, index, vector: np.ndarray, count: int) -> list[tuple
     return merge_newer_vectors(space, index, vector, hits, count)
 
 
+_newer = threading.local()
+
+
 def newer_vectors(space, index: annoy_index.LoadedIndex) -> tuple[np.ndarray, np.ndarray]:
-    """(product ids, search vectors) stored after the build was made."""
-    newer = current_embeddings(index.model_name)
-    if index.vectors_until is not None:
-        newer = newer.filter(updated_at__gt=index.vectors_until)
-    ids, vectors = stored_vectors(newer, space)
+    """(product ids, search vectors) stored after the build was made.
+
+    Read again at most every NEWER_VECTORS_SECONDS per thread: usually there are none,
+    and asking on every product page was a query per page."""
+    key = (index.build_id, index.vectors_until, space.name, settings.COLOUR_WEIGHT)
+    now = time.monotonic()
+    if getattr(_newer, "key", None) == key and now - _newer.read_at < settings.NEWER_VECTORS_SECONDS:
+        ids, vectors = _newer.value
+    else:
+        newer = current_embeddings(index.model_name)
+        if index.vectors_until is not None:
+            newer = newer.filter(updated_at__gt=index.vectors_until)
+        ids, vectors = stored_vectors(newer, space)
+        _newer.key, _newer.read_at, _newer.value = key, now, (ids, vectors)
     if len(ids):
         _schedule_rebuild_quietly()  # debounced; covers a rebuild request that was lost
     return ids, vectors

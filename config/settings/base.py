@@ -272,6 +272,9 @@ if SEARCH_FILES_BUCKET:
     }
 INDEX_CACHE_DIR = Path(os.environ.get("INDEX_CACHE_DIR", DATA_DIR / "index-cache"))
 INDEX_POINTER_CHECK_SECONDS = float(os.environ.get("INDEX_POINTER_CHECK_SECONDS", "3"))
+# Searches merge vectors stored since the current build; each web thread reads them again
+# at most this often (a new product shows among similar items this much later at most).
+NEWER_VECTORS_SECONDS = float(os.environ.get("NEWER_VECTORS_SECONDS", "1"))
 # With REDIS_URL, rebuilds on every host take turns through a lock in the cache, which
 # expires after this long should its holder die (a longer build loses exclusivity).
 INDEX_BUILD_LOCK_SECONDS = int(os.environ.get("INDEX_BUILD_LOCK_SECONDS", "1800"))

@@ -40,6 +40,7 @@ STORAGES = {
 # This process's copies of index builds; a server a test starts is a host of its own.
 INDEX_CACHE_DIR = Path(os.environ.get("INDEX_CACHE_DIR") or TEST_DATA_DIR / "index-cache")
 INDEX_POINTER_CHECK_SECONDS = float(os.environ.get("INDEX_POINTER_CHECK_SECONDS", "0"))
+NEWER_VECTORS_SECONDS = float(os.environ.get("NEWER_VECTORS_SECONDS", "0"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that worker processes and threads share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(TEST_DATA_DIR / "test.sqlite3")}

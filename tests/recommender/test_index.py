@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import cache
 
 from catalog.models import Product
-from recommender import annoy_index, neighbour_lists
+from recommender import annoy_index, neighbour_lists, neighbours
 from recommender.models import Embedding, IndexBuild
 from recommender.queueing import REBUILD_PENDING_KEY
 from recommender.refresh import products_needing_embedding, rebuild_index
@@ -89,6 +89,25 @@ def test_a_product_added_after_the_build_is_already_findable(clustered_catalogue
     neighbour = clustered_catalogue[10]
     assert newcomer in similar_products(neighbour)
     assert newcomer.pk not in annoy_index.current_index().positions
+
+
+def test_vectors_stored_since_the_build_are_read_again_once_a_second(
+    clustered_catalogue, settings, monkeypatch
+):
+    settings.NEWER_VECTORS_SECONDS = 1
+    clock = [1000.0]
+    monkeypatch.setattr(neighbours.time, "monotonic", lambda: clock[0])
+    rebuild_index()
+    cache.add(REBUILD_PENDING_KEY, "1")  # a rebuild is already on its way
+    neighbour = clustered_catalogue[10]
+    similar_products(neighbour)  # nothing stored since the build
+    newcomer = ProductFactory(article_type="type1")
+    EmbeddingFactory(product=newcomer, cnn=np.eye(3, 16, dtype=np.float32)[1] * 10)
+
+    clock[0] += 0.5
+    assert newcomer not in similar_products(neighbour)  # read half a second ago
+    clock[0] += 0.6
+    assert newcomer in similar_products(neighbour)
 
 
 def test_missing_index_falls_back_to_exact_search(clustered_catalogue, fresh_index_dir):
