@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 from django.conf import settings
+from django.db import connections
 from django.db.models import Count, Max, QuerySet
 
 from catalog.filters import ProductFilter
@@ -66,6 +67,18 @@ def serving_space() -> tuple[SearchSpace, "annoy_index.LoadedIndex | None"]:
         logger.info("Exact search: %s", exc)
         _schedule_rebuild_quietly()
         return active_space(backbone), None
+
+
+def preload_index() -> None:
+    """Load the current build now, for a web process at start (config/wsgi.py), so the
+    first search does not wait for its copy; nothing happens when there is none yet."""
+    try:
+        serving_space()
+    except Exception as exc:  # a server starts whatever state the search files are in
+        logger.warning("The search index was not loaded at start: %s", exc)
+    finally:
+        # gunicorn --preload forks its workers after this: they must not share connections.
+        connections.close_all()
 
 
 def _all_vectors_cached(space):

@@ -61,16 +61,29 @@ def test_photo_search_answers_503_until_the_model_is_converted_then_works(
 
 
 STARTED_BY_WSGI = """
-import json, sys
+import json, sys, django
+import numpy as np
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from recommender import annoy_index
+from recommender.refresh import rebuild_index
+from tests.factories import EmbeddingFactory
+for i in range(8):
+    EmbeddingFactory(cnn=np.eye(8, 16, dtype=np.float32)[i] + 1)
+rebuild_index()
+annoy_index.forget_loaded_index()  # as in a new process
+
 import config.wsgi
 from recommender.embedding import litert_model
 print(json.dumps({"loaded": [type(model).__name__ for model in litert_model._loaded.values()],
+                  "index_items": len(annoy_index._state["index"] or []),
                   "tensorflow": "tensorflow" in sys.modules}))
 """
 
 
 @pytest.mark.slow
-def test_a_web_process_loads_the_model_when_it_starts(tmp_path, converted):
+def test_a_web_process_loads_the_model_and_the_index_when_it_starts(tmp_path, converted):
     models = tmp_path / "data" / "models"
     models.mkdir(parents=True)
     for path in converted:
@@ -78,7 +91,7 @@ def test_a_web_process_loads_the_model_when_it_starts(tmp_path, converted):
 
     result = run_web_process(tmp_path, STARTED_BY_WSGI)
 
-    assert result == {"loaded": ["LiteRTEmbedder"], "tensorflow": False}
+    assert result == {"loaded": ["LiteRTEmbedder"], "index_items": 8, "tensorflow": False}
 
 
 @pytest.mark.slow
