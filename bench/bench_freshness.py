@@ -15,11 +15,15 @@ Prints one JSON object (seconds).
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from common import log, rounded, start_services_mode, start_worker, stop
+
+# Similar items looked at: a copy of a photo is the nearest, or ties with near-duplicates.
+SHOWN = 10
 
 
 def main():
@@ -40,17 +44,26 @@ def main():
         start_services_mode(tmp, args.database, args.redis_url)
         from django.core.files.base import ContentFile
         from django.core.management import call_command
+        from django.db.models import Count
 
         from catalog.demo import import_demo_catalogue
         from catalog.models import Product
         from recommender.similar import similar_products
 
         import_demo_catalogue(args.products)
-        call_command("embed_catalog", verbosity=0)
+        call_command("embed_catalog", verbosity=0, stdout=sys.stderr)
         worker = start_worker(tmp)
         try:
             time.sleep(5)  # the worker starts and takes the tasks the import queued
-            originals = list(Product.objects.exclude(image="").order_by("pk")[: args.new])
+            # Photos no other product has: a demo photo drawn twice would tie with the copy.
+            unique = (
+                Product.objects.exclude(image="")
+                .values("image_checksum")
+                .annotate(n=Count("pk"))
+                .filter(n=1)
+                .values("image_checksum")
+            )
+            originals = list(Product.objects.filter(image_checksum__in=unique).order_by("pk")[: args.new])
             first_id = Product.objects.order_by("-pk").first().pk + 1
             seconds = []
             for number, original in enumerate(originals):
@@ -67,7 +80,7 @@ def main():
                     stock=5,
                     image=ContentFile(photo, name=f"{first_id + number}.jpg"),
                 )
-                while copy.pk not in [product.pk for product in similar_products(original)]:
+                while copy.pk not in [product.pk for product in similar_products(original, k=SHOWN)]:
                     if time.perf_counter() - started > 120:
                         raise SystemExit(f"product {copy.pk} was not similar to {original.pk} after 120 s")
                     time.sleep(0.05)

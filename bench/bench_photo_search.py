@@ -1,5 +1,6 @@
 """End-to-end photo search latency through the API (Django test client, one process):
-upload, decode, crop, CNN, search in the active space, re-rank, serialise.
+upload, decode, crop, CNN, search in the active space, re-rank, serialise; and its parts
+(decode and preparation, the model, the colour signature, the search and its queries).
 
     .venv/bin/python bench/bench_photo_search.py [--products 240] [--repeats 60]
 
@@ -67,7 +68,33 @@ def main():
                 "median_ms": statistics.median(times),
                 "p95_ms": times[int(len(times) * 0.95) - 1],
             }
+        result["parts_ms"] = parts(photo, args.repeats)
         print(json.dumps(rounded(result), indent=2))
+
+
+def parts(photo, repeats):
+    """Median milliseconds of each step of a search, run one after the other."""
+    from recommender import active_model
+    from recommender.embedding import colour_descriptor
+    from recommender.photo_search import PhotoQuery, search_with
+
+    embedder = active_model.get_embedder()
+    times = {"decode_and_prepare": [], "model": [], "colour_signature": [], "search_and_rows": []}
+    for _ in range(repeats):
+        started = time.perf_counter()
+        array = active_model.prepare_photo(photo)
+        prepared = time.perf_counter()
+        cnn = embedder.embed_one(array)
+        embedded = time.perf_counter()
+        colour = colour_descriptor(array)
+        coloured = time.perf_counter()
+        search_with(PhotoQuery(cnn=cnn, colour=colour))
+        searched = time.perf_counter()
+        for name, seconds in zip(
+            times, (prepared - started, embedded - prepared, coloured - embedded, searched - coloured)
+        ):
+            times[name].append(seconds * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 if __name__ == "__main__":
