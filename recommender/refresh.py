@@ -231,8 +231,10 @@ def forget_vectors(product_ids: Iterable[int]) -> int:
 
 
 def index_is_stale(model_name: str | None = None) -> bool:
-    """True when vectors exist that the current index build does not hold (or no build
-    is usable, or it was built in another space than the active version's)."""
+    """True when vectors exist that the current index build does not hold, or it holds
+    products that have none any more (or no build is usable, or it was built in another
+    space than the active version's). Reads every product id with vectors: for the
+    periodic sweep and tasks, not for requests."""
     model_name = model_name or current_model_name()
     vectors = current_embeddings(model_name)
     latest = IndexBuild.objects.filter(status=IndexBuild.Status.READY, model_name=model_name).first()
@@ -244,4 +246,8 @@ def index_is_stale(model_name: str | None = None) -> bool:
         return vectors.exists()
     if latest is None:
         return vectors.exists()
-    return vectors.filter(updated_at__gt=latest.vectors_until).exists()
+    if vectors.filter(updated_at__gt=latest.vectors_until).exists():
+        return True
+    # Vectors stamped before the build began but committed after it read them are in
+    # neither the build nor the newer vectors searches merge: the products differ.
+    return set(vectors.values_list("product_id", flat=True)) != set(index.positions)

@@ -371,6 +371,27 @@ def test_index_is_stale_until_rebuilt(clustered_catalogue):
 
 
 @pytest.mark.django_db
+def test_vectors_committed_after_the_build_read_them_but_stamped_before_make_it_stale(clustered_catalogue):
+    build = refresh.rebuild_index()
+    late = EmbeddingFactory(product=ProductFactory(), cnn=np.ones(16))
+    # Stamped when its task computed it, committed only after the build had read the table.
+    Embedding.objects.filter(pk=late.pk).update(updated_at=build.vectors_until - timedelta(seconds=1))
+
+    assert refresh.index_is_stale() is True
+    refresh.rebuild_index()
+    assert refresh.index_is_stale() is False
+    assert late.product_id in annoy_index.current_index().positions
+
+
+@pytest.mark.django_db
+def test_an_index_holding_products_without_vectors_any_more_is_stale(clustered_catalogue):
+    refresh.rebuild_index()
+    Embedding.objects.filter(product=clustered_catalogue[0]).delete()  # no signal: a raw delete
+
+    assert refresh.index_is_stale() is True
+
+
+@pytest.mark.django_db
 def test_sweep_rebuilds_a_stale_index(clustered_catalogue):
     result = tasks.sweep.delay().get()
 
