@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from catalog.forms import ProductImageField
 from catalog.importing.images import jpeg_without_trailer
 from catalog.models import image_checksum
+from recommender import annoy_index
 from recommender.embedding import COLOUR_DIM
 from recommender.refresh import rebuild_index
 from tests.bad_inputs import (
@@ -127,6 +128,7 @@ def searchable_catalogue(db):
     for product in products:
         EmbeddingFactory(product=product, cnn=rng.random(CNN_DIM), colour=rng.random(COLOUR_DIM))
     rebuild_index()
+    annoy_index.current_index()  # loaded as a web process does at start: its copy is made now
     return products
 
 

@@ -197,9 +197,10 @@ def test_the_model_lets_other_threads_run_while_it_runs(embedder):
         thread.join()
 
     during = np.array([moment for moment in beats if started <= moment <= finished])
-    # Holding the GIL through the run would leave one gap as long as the run itself.
-    gaps = np.diff(np.concatenate([[started], during, [finished]]))
-    assert gaps.max() < (finished - started) / 3
+    # Holding the GIL through the run (one call) would leave the other thread no turn
+    # inside it: it gets turns all along, in most tenths of the run even on a busy machine.
+    tenths = set(((during - started) / (finished - started) * 10).astype(int).tolist())
+    assert len(tenths) >= 4, tenths
 
 
 @pytest.mark.slow
