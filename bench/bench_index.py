@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATASETS, log, rounded, setup_django
+from common import DATASETS, catalogue_sample, log, rounded, setup_django
 
 CATALOGUE_SIZE = 44_441
 LARGE_SIZE = 500_000
@@ -332,12 +332,7 @@ def main():
 
         from quality import evaluation
 
-        sample, _ = evaluation.cached_sample(
-            args.cache and args.cache / "catalogue.npz",
-            lambda: evaluation.embed_catalogue_sample(
-                args.catalogue, progress=lambda done: log(f"catalogue: {done} photos")
-            ),
-        )
+        sample, _ = catalogue_sample(args.catalogue, args.cache)
         weight = settings.COLOUR_WEIGHT
         projection = pca_projection(sample, weight, TRAINED_DIMENSIONS)
         report = {

@@ -30,7 +30,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import DATASETS, ROOT, free_port, log, rounded, start_services_mode, stop
+from common import (
+    DATASETS,
+    ROOT,
+    catalogue_sample,
+    free_port,
+    log,
+    rounded,
+    start_services_mode,
+    start_worker,
+    stop,
+)
 
 CATALOGUE_SIZE = 44_441
 # Prints the run's figures as one JSON line when wrk ends; `paths` (set per run) are
@@ -90,21 +100,7 @@ def main():
         import redis
 
         redis.Redis.from_url(args.redis_url).flushdb()
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--concurrency=1",
-                "--loglevel=WARNING",
-            ],
-            cwd=ROOT,
-            stdout=open(tmp / "worker.log", "wb"),  # noqa: SIM115 (closed with the process)
-            stderr=subprocess.STDOUT,
-        )
+        worker = start_worker(tmp)
         try:
             report["pages"] = pages_under_load(tmp, args)
             report["photo_search"] = photo_search_under_load(tmp, args)
@@ -134,10 +130,7 @@ def fill_catalogue(args):
     seconds["import_dev_sample"] = time.perf_counter() - started
     log(f"imported {Product.objects.count()} products")
 
-    sample, seconds["embed_dev_sample"] = evaluation.cached_sample(
-        args.cache and args.cache / "catalogue.npz",
-        lambda: evaluation.embed_catalogue_sample(args.catalogue, progress=lambda n: log(f"embedded {n}")),
-    )
+    sample, seconds["embed_dev_sample"] = catalogue_sample(args.catalogue, args.cache)
     cnn, colour = evaluation.synthetic_catalogue(sample, args.products)
     real_ids = [int(key) for key in sample.keys]
     real = {product.pk: product for product in Product.objects.filter(pk__in=real_ids)}

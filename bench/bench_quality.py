@@ -19,7 +19,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from common import DATASETS, log, rounded, setup_django
+from common import DATASETS, catalogue_sample, log, rounded, setup_django
 
 
 def main():
@@ -43,12 +43,7 @@ def main():
         from quality import evaluation
 
         weights = [float(weight) for weight in args.weights.split(",")]
-        catalogue, catalogue_seconds = evaluation.cached_sample(
-            args.cache and args.cache / "catalogue.npz",
-            lambda: evaluation.embed_catalogue_sample(
-                args.catalogue, progress=lambda done: log(f"catalogue: {done} photos")
-            ),
-        )
+        catalogue, catalogue_seconds = catalogue_sample(args.catalogue, args.cache)
         photos, photo_seconds = evaluation.cached_sample(
             args.cache and args.cache / "shopper-photos.npz",
             lambda: evaluation.embed_shopper_photos(

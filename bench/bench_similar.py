@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATASETS, log, rounded, setup_django
+from common import DATASETS, catalogue_sample, log, rounded, setup_django
 
 CATALOGUE_SIZE = 44_441
 # 5 similar products + the product itself; and products_near's first request for k=5.
@@ -167,12 +167,7 @@ def main():
 
         from quality import evaluation
 
-        sample, _ = evaluation.cached_sample(
-            args.cache and args.cache / "catalogue.npz",
-            lambda: evaluation.embed_catalogue_sample(
-                args.catalogue, progress=lambda done: log(f"catalogue: {done} photos")
-            ),
-        )
+        sample, _ = catalogue_sample(args.catalogue, args.cache)
         weight = settings.COLOUR_WEIGHT
         vectors = sample.search_vectors(weight)
         builds, table = recall_table(

@@ -1,10 +1,11 @@
 """Facet counts and result totals for the catalogue page, cached per catalogue version.
 
 Counting every facet over the whole table costs more the larger the catalogue, so the
-counts for each filter combination are kept in the shared cache (and the page caches the
-filter form rendered from them under the same key: hundreds of options are slow to render). A product saved or
-deleted (admin, API, import) moves the catalogue to a new version and older counts are
-never read again; writes that send no signal (bulk updates) show within COUNTS_TTL.
+counts for each filter combination are kept in the shared cache (and the page keeps the
+filter form rendered from them under the same key: hundreds of options are slow to
+render). A product saved or deleted (admin, API, import) moves the catalogue to a new
+version and older counts are never read again; writes that send no signal (bulk
+updates) show within COUNTS_TTL.
 """
 
 import hashlib

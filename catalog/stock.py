@@ -1,4 +1,5 @@
-"""Stock changes by staff, applied as differences so they never undo sales.
+"""Stock changes: by staff, applied as differences so they never undo sales, and what
+cached pages are told of stock that changed by an UPDATE (which sends no signal).
 
 A form (admin change form, admin list) shows the stock as it was when the page loaded
 and posts that value back beside the new one. Only the difference the staff member made
@@ -19,8 +20,7 @@ def adjust_stock(product_id: int, *, by: int) -> int:
     returns the stock now."""
     if by:
         Product.objects.filter(pk=product_id).update(stock=Greatest(F("stock") + by, 0))
-        # An update sends no signal: cached catalogue pages show whether it can be bought.
-        transaction.on_commit(catalogue_changed)
+        transaction.on_commit(catalogue_changed)  # it may be buyable again, or no longer
     return Product.objects.filter(pk=product_id).values_list("stock", flat=True).get()
 
 
@@ -42,3 +42,10 @@ def save_staff_edit(
     now = adjust_stock(product.pk, by=0 if stock_wanted is None else stock_wanted - loaded)
     product.stock = now
     return loaded - current, now
+
+
+def pieces_sold(product_ids) -> None:
+    """Pieces of these products were taken out of stock (checkout): once that commits,
+    cached catalogue pages stop offering those that sold out."""
+    if Product.objects.filter(pk__in=list(product_ids), stock=0).exists():
+        transaction.on_commit(catalogue_changed)

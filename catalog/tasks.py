@@ -2,22 +2,11 @@
 them is catalog.thumbnails' job (by name: services never import tasks)."""
 
 from celery import shared_task
-from django.db import DatabaseError
+
+from config.celery import TASK_OPTIONS
 
 from . import thumbnails
 from .models import Product
-
-TASK_OPTIONS = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    # A broken photo is no reason to retry (it is reported and skipped); storage and
-    # database hiccups are.
-    "autoretry_for": (DatabaseError, OSError, ConnectionError),
-    "retry_backoff": 5,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
 
 
 @shared_task(name=thumbnails.MAKE_TASK, soft_time_limit=600, time_limit=660, **TASK_OPTIONS)

@@ -2,9 +2,8 @@
 
 from storages.backends.s3 import S3Storage
 
+from catalog.media import IMMUTABLE
 from catalog.thumbnails import FOLDER as THUMBNAILS_FOLDER
-
-YEAR = 365 * 24 * 3600
 
 
 class MediaStorage(S3Storage):
@@ -15,5 +14,5 @@ class MediaStorage(S3Storage):
     def get_object_parameters(self, name):
         parameters = super().get_object_parameters(name)
         if name.startswith(f"{THUMBNAILS_FOLDER}/"):
-            parameters["CacheControl"] = f"public, max-age={YEAR}, immutable"
+            parameters["CacheControl"] = IMMUTABLE  # as the app serves them from a folder
         return parameters

@@ -377,16 +377,12 @@ def _fetch(pointer_bytes, pointer) -> "LoadedIndex":
     # (a database restored from a backup).
     key = f"build-{pointer['build_id']}-{hashlib.sha256(pointer_bytes).hexdigest()[:12]}"
     files = _stored_files(pointer)
-    for attempt in range(2):
-        folder = search_files.cached_build(key, files)
-        try:
-            return _load(folder, pointer)
-        except (DamagedFile, FileNotFoundError):
-            # The local copy was damaged or removed after it was made: copy it again.
-            search_files.discard_cached_build(key)
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+    try:
+        return _load(search_files.cached_build(key, files), pointer)
+    except (DamagedFile, FileNotFoundError):
+        # The local copy was damaged or removed after it was made: copy it again, once.
+        search_files.discard_cached_build(key)
+        return _load(search_files.cached_build(key, files), pointer)
 
 
 # The build this process serves and what it knows of the published pointer. Queries read
@@ -402,14 +398,18 @@ def current_index(model_name=None):
     loaded here, or the build is of another model.
     """
     loaded = _state["index"]
-    checked_at = _state["checked_at"]
-    if checked_at is None or time.monotonic() - checked_at >= settings.INDEX_POINTER_CHECK_SECONDS:
+    if _pointer_check_due():
         loaded = _follow_pointer(wait=loaded is None)
     if loaded is None:
         raise IndexUnavailable(_state["problem"] or "no index has been built yet")
     if model_name and loaded.model_name != model_name:
         raise IndexUnavailable(f"index is of model {loaded.model_name}, not {model_name}")
     return loaded
+
+
+def _pointer_check_due() -> bool:
+    checked_at = _state["checked_at"]
+    return checked_at is None or time.monotonic() - checked_at >= settings.INDEX_POINTER_CHECK_SECONDS
 
 
 def _follow_pointer(wait):
@@ -419,12 +419,7 @@ def _follow_pointer(wait):
     if not _lock.acquire(blocking=wait):
         return _state["index"]
     try:
-        checked_at = _state["checked_at"]
-        if (
-            _state["index"] is not None
-            and checked_at is not None
-            and time.monotonic() - checked_at < settings.INDEX_POINTER_CHECK_SECONDS
-        ):
+        if _state["index"] is not None and not _pointer_check_due():
             return _state["index"]  # checked by another thread while this one waited
         _state["checked_at"] = time.monotonic()
         try:

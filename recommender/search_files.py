@@ -118,7 +118,11 @@ def staging_folder():
 def store_file(local_path, name) -> None:
     """Store a local file under ``name`` (an immutable name: readers trust their copies)."""
     with open(local_path, "rb") as handle:
-        saved = search_storage().save(name, File(handle, name=Path(name).name))
+        _save(name, File(handle, name=Path(name).name))
+
+
+def _save(name, content) -> None:
+    saved = search_storage().save(name, content)
     if saved != name:
         raise RuntimeError(f"the search files storage stored {name} as {saved}: it must overwrite")
 
@@ -129,7 +133,7 @@ def replace_file(name, data: bytes) -> None:
     storage = search_storage()
     path = _local_path(storage, name)
     if path is None:
-        store_file_bytes(name, data)
+        _save(name, ContentFile(data, name=Path(name).name))
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -138,12 +142,6 @@ def replace_file(name, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-
-
-def store_file_bytes(name, data: bytes) -> None:
-    saved = search_storage().save(name, ContentFile(data, name=Path(name).name))
-    if saved != name:
-        raise RuntimeError(f"the search files storage stored {name} as {saved}: it must overwrite")
 
 
 def delete_folder(prefix) -> None:
@@ -187,8 +185,9 @@ def read_file(name) -> bytes:
         return handle.read()
 
 
-def download(name, target: Path, record: dict | None = None) -> None:
-    """Copy a stored file to ``target`` (via a temporary name), checking the record."""
+def download(name, target: Path, record: dict | None = None) -> str:
+    """Copy a stored file to ``target`` (via a temporary name), checking the record;
+    returns the SHA-256 of what was copied."""
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     digest = hashlib.sha256()
     size = 0
@@ -203,6 +202,7 @@ def download(name, target: Path, record: dict | None = None) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    return digest.hexdigest()
 
 
 def cached_build(key: str, files: dict) -> Path:
@@ -212,7 +212,7 @@ def cached_build(key: str, files: dict) -> Path:
     the loader's to verify (it reads every byte anyway), see discard_cached_build."""
     root = cache_dir() / BUILDS
     folder = root / key
-    if folder.is_dir() and all(_has_size(folder / Path(n).name, r) for n, r in files.items()):
+    if _complete_copy(folder, files):
         os.utime(folder)  # most recently used: kept by prune_cached_builds
         return folder
     root.mkdir(parents=True, exist_ok=True)
@@ -220,7 +220,7 @@ def cached_build(key: str, files: dict) -> Path:
     try:
         for name, record in files.items():
             download(name, scratch / Path(name).name, record)
-        if folder.is_dir() and all(_has_size(folder / Path(n).name, r) for n, r in files.items()):
+        if _complete_copy(folder, files):
             return folder  # another process of this host made the same copy meanwhile
         shutil.rmtree(folder, ignore_errors=True)  # a damaged earlier copy
         try:
@@ -232,6 +232,13 @@ def cached_build(key: str, files: dict) -> Path:
         shutil.rmtree(scratch, ignore_errors=True)
     prune_cached_builds(keep=key)
     return folder
+
+
+def _complete_copy(folder, files) -> bool:
+    """Whether ``folder`` holds every one of ``files`` in its recorded size."""
+    return folder.is_dir() and all(
+        _has_size(folder / Path(name).name, record) for name, record in files.items()
+    )
 
 
 def _has_size(path, record):
@@ -293,8 +300,7 @@ def version_weights_copy(name: str) -> Path:
     copy = folder / name
     if copy.is_file() and file_record(copy)["sha256"].startswith(digest):
         return copy
-    download(f"{VERSIONS}/{name}", copy)
-    if not file_record(copy)["sha256"].startswith(digest):
+    if not download(f"{VERSIONS}/{name}", copy).startswith(digest):
         copy.unlink(missing_ok=True)
         raise DamagedFile(f"stored model version weights {name} do not match their checksum")
     return copy

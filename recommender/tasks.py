@@ -10,22 +10,12 @@ import threading
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
-from django.db import DatabaseError
+
+from config.celery import TASK_OPTIONS
 
 from . import active_model, queueing, refresh, training
 
 logger = logging.getLogger(__name__)
-
-RETRYABLE = (DatabaseError, OSError, ConnectionError)
-TASK_OPTIONS = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "autoretry_for": RETRYABLE,
-    "retry_backoff": 5,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
 
 
 @shared_task(name=queueing.EMBED_TASK, soft_time_limit=600, time_limit=660, **TASK_OPTIONS)

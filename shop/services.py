@@ -17,8 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet, Sum
 from django.http import HttpRequest
 
-from catalog.facets import catalogue_changed
 from catalog.models import Product
+from catalog.stock import pieces_sold
 
 from .models import Cart, CartItem, Order, OrderItem
 
@@ -299,9 +299,7 @@ def place_order(cart: Cart | None, shipping: ShippingDetails, *, user: AnyUser |
     if short:
         transaction.set_rollback(True)
         raise CheckoutError("Sorry, " + "; ".join(short) + ". Please update your cart.")
-    if Product.objects.filter(pk__in=[line.product_id for line in lines], stock=0).exists():
-        # Sold out: cached catalogue pages must stop offering it (updates send no signal).
-        transaction.on_commit(catalogue_changed)
+    pieces_sold(line.product_id for line in lines)
     order = Order.objects.create(
         number=_order_number(),
         user=user if user is not None and user.is_authenticated else None,
