@@ -54,7 +54,12 @@ def catalogue_changed(**kwargs) -> None:
     cache.set(VERSION_KEY, uuid.uuid4().hex, None)
 
 
+def catalogue_version() -> str:
+    """The current catalogue version: cache keys that include it go stale with it."""
+    return cache.get(VERSION_KEY) or ""
+
+
 def _key(chosen: dict[str, str]) -> str:
-    version = cache.get(VERSION_KEY) or ""
+    version = catalogue_version()
     filters = "&".join(f"{name}={value}" for name, value in sorted(chosen.items()))
     return f"catalog:facets:{version}:{hashlib.sha256(filters.encode()).hexdigest()}"

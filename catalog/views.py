@@ -11,32 +11,35 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 from recommender.recommendations import recommended_for, record_view
-from recommender.similar import similar_products
+from recommender.similar import similar_products, similar_products_version
 from shop.services import cart_lines, get_cart
 
-from .facets import COUNTS_TTL, summarise
+from .facets import COUNTS_TTL, catalogue_version, summarise
 from .filters import FACET_LABELS, FACETS, ProductFilter
 from .models import Product
 
-# A catalogue page's product cards, rendered once and kept this long: a change to a product
-# (admin, API, import) or a sell-out starts a new catalogue version, and with it new pages.
-GRID_TTL = 60
-# Stands for the visitor's CSRF token in a cached grid; each page puts its own token in.
+# Product cards (a catalogue page's, a product's similar items), rendered once and kept
+# this long: a change to a product (admin, API, import) or a sell-out starts a new
+# catalogue version, and with it new cards.
+CARDS_TTL = 60
+# Stands for the visitor's CSRF token in cached cards; each page puts its own token in.
 CSRF_PLACEHOLDER = "csrf-token-of-this-visitor"
 
 
-def _product_grid(request, products, facets_key):
-    """The product cards of a catalogue page as HTML, rendered once per catalogue version
-    and address for every visitor (rendering 24 cards was most of the page's cost)."""
+def _shared_cards(request, key, products):
+    """Product cards as HTML, rendered once per ``key`` and address for every visitor
+    (rendering the cards was most of a page's cost); ``products`` is called on a miss,
+    and every time when ``key`` is None."""
     address = hashlib.sha256(request.get_full_path().encode()).hexdigest()
-    key = f"catalog:grid:{facets_key}:{address}"
-    html = cache.get(key)
+    key = key and f"{key}:{address}"
+    html = cache.get(key) if key else None
     if html is None:
         html = render_to_string(
             "catalog/_product_grid.html",
-            {"products": products, "request": request, "csrf_token": CSRF_PLACEHOLDER},
+            {"products": products(), "request": request, "csrf_token": CSRF_PLACEHOLDER},
         ).strip()
-        cache.set(key, html, GRID_TTL)
+        if key:
+            cache.set(key, html, CARDS_TTL)
     return mark_safe(html.replace(CSRF_PLACEHOLDER, get_token(request)))  # noqa: S308 (our own HTML)
 
 
@@ -81,7 +84,7 @@ def product_list(request):
             "page": page,
             "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
             "products": page.object_list,
-            "product_grid": _product_grid(request, page.object_list, summary.key),
+            "product_grid": _shared_cards(request, f"catalog:grid:{summary.key}", lambda: page.object_list),
             "result_count": page.paginator.count,
             "facets": facets,
             "facets_key": summary.key,
@@ -105,7 +108,16 @@ def product_detail(request, pk):
     response = render(
         request,
         "catalog/product_detail.html",
-        {"product": product, "similar_products": similar_products(product)},
+        {"product": product, "similar_cards": _similar_cards(request, product)},
     )
     record_view(request, response, product)
     return response
+
+
+def _similar_cards(request, product):
+    """The product's similar items as cards, shared by every visitor until the catalogue,
+    the index build or the vectors stored since it change (not cached while searches are
+    exact: there is no build to key them on)."""
+    version = similar_products_version()
+    key = version and f"catalog:similar:{catalogue_version()}:{version}:{product.pk}"
+    return _shared_cards(request, key, lambda: similar_products(product))

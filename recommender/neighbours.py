@@ -8,6 +8,7 @@ A trained space re-ranks the nearest candidates by the article type it predicts.
 Which catalogue facets shoppers may put on visual results is defined here once.
 """
 
+import hashlib
 import logging
 import threading
 import time
@@ -117,19 +118,29 @@ def newer_vectors(space, index: annoy_index.LoadedIndex) -> tuple[np.ndarray, np
 
     Read again at most every NEWER_VECTORS_SECONDS per thread: usually there are none,
     and asking on every product page was a query per page."""
+    ids, vectors, _ = _newer_vectors_read(space, index)
+    if len(ids):
+        _schedule_rebuild_quietly()  # debounced; covers a rebuild request that was lost
+    return ids, vectors
+
+
+def search_results_version(space, index: annoy_index.LoadedIndex) -> str:
+    """Changes whenever searches in ``space`` could answer differently, the catalogue
+    aside: another build, or other vectors stored since it (for caching results)."""
+    return f"{index.build_id}:{space.name}:{settings.COLOUR_WEIGHT}:{_newer_vectors_read(space, index)[2]}"
+
+
+def _newer_vectors_read(space, index):
     key = (index.build_id, index.vectors_until, space.name, settings.COLOUR_WEIGHT)
     now = time.monotonic()
-    if getattr(_newer, "key", None) == key and now - _newer.read_at < settings.NEWER_VECTORS_SECONDS:
-        ids, vectors = _newer.value
-    else:
+    if getattr(_newer, "key", None) != key or now - _newer.read_at >= settings.NEWER_VECTORS_SECONDS:
         newer = current_embeddings(index.model_name)
         if index.vectors_until is not None:
             newer = newer.filter(updated_at__gt=index.vectors_until)
         ids, vectors = stored_vectors(newer, space)
-        _newer.key, _newer.read_at, _newer.value = key, now, (ids, vectors)
-    if len(ids):
-        _schedule_rebuild_quietly()  # debounced; covers a rebuild request that was lost
-    return ids, vectors
+        digest = hashlib.sha256(ids.tobytes() + vectors.tobytes()).hexdigest()[:16]
+        _newer.key, _newer.read_at, _newer.value = key, now, (ids, vectors, digest)
+    return _newer.value
 
 
 def merge_newer_vectors(space, index, vector, hits, count, newer=None):

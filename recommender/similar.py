@@ -16,6 +16,7 @@ from .neighbours import (
     product_vector,
     products_near,
     ranked_buyable,
+    search_results_version,
     serving_space,
 )
 
@@ -31,6 +32,14 @@ def similar_products(product: Product, k: int | None = None, filters: Mapping | 
     if vector is None:
         return _same_kind_fallback(product, k, filters)
     return products_near(space, index, vector, k, exclude={product.pk}, filters=filters)
+
+
+def similar_products_version() -> str | None:
+    """Changes whenever :func:`similar_products` could answer differently for a product,
+    the catalogue's own changes aside (another build, vectors stored since); None when
+    answers come from exact search, which is not worth caching."""
+    space, index = serving_space()
+    return search_results_version(space, index) if index is not None else None
 
 
 def _similar_from_build(space, index, product, k, filters):
