@@ -1,5 +1,6 @@
-"""Index build cost: the Annoy trees, the stored neighbour lists (Annoy per item before,
-exact blocked products now), and the index at 500,000 items.
+"""Index build cost: the Annoy trees, the stored neighbour lists (Annoy per item before;
+now exact blocked products, or candidates found in 256 leading directions and re-scored
+exactly in the default space from 20,000 items on), and the index at 500,000 items.
 
 1. Catalogue size (44,441 vectors: the real dev-sample ones plus noisy copies, as in
    bench/bench_similar.py), in two spaces: the untrained default space (CNN + colour,
@@ -7,7 +8,8 @@ exact blocked products now), and the index at 500,000 items.
    of the same vectors, standing in for a trained version; lists cut from a pool of 80
    through a re-ranking callback, as a trained space does). For each: Annoy tree build
    (settings' n_trees), the stored lists by Annoy ``get_nns_by_item`` per item (the
-   build's code until now), by ``recommender.neighbour_lists`` and by scikit-learn's
+   build's code before), by ``recommender.neighbour_lists`` as a build makes them and all
+   exact (when the build reduces), and by scikit-learn's
    brute force (when installed), each list's recall@5 against exact search, and Annoy
    vector search (photo search) recall@5 and build time for several n_trees.
 2. 500,000 vectors (same recipe) in the chosen space (``--large-space``): Annoy build
@@ -23,6 +25,7 @@ bench/bench_quality.py and bench/bench_similar.py keep there.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -83,7 +86,7 @@ def build_annoy(vectors, n_trees, path, jobs=1):
 
     started = time.perf_counter()
     index = AnnoyIndex(vectors.shape[1], "angular")
-    for item, vector in enumerate(vectors):
+    for item, vector in enumerate(vectors.tolist()):
         index.add_item(item, vector)
     index.build(n_trees, n_jobs=jobs)
     index.save(str(path))
@@ -136,6 +139,27 @@ def sklearn_lists(vectors, pool):
     return lists, seconds
 
 
+def reduces(vectors):
+    """Whether a build lists these vectors from reduced candidates (neighbour_lists)."""
+    from recommender import neighbour_lists
+
+    return (
+        len(vectors) >= neighbour_lists.REDUCE_FROM_ITEMS
+        and vectors.shape[1] > neighbour_lists.REDUCED_DIMENSIONS
+    )
+
+
+@contextlib.contextmanager
+def every_list_exact():
+    from recommender import neighbour_lists
+
+    before, neighbour_lists.REDUCE_FROM_ITEMS = neighbour_lists.REDUCE_FROM_ITEMS, 2**62
+    try:
+        yield
+    finally:
+        neighbour_lists.REDUCE_FROM_ITEMS = before
+
+
 def catalogue_size(evaluation, vectors, name, rerank, folder, args):
     """Everything at 44k in one space."""
     import numpy as np
@@ -156,11 +180,25 @@ def catalogue_size(evaluation, vectors, name, rerank, folder, args):
     log(f"{name}: new lists")
     started = time.perf_counter()
     new = nearest_neighbour_lists(vectors, width, rerank=rerank, pool_factor=annoy_index.RERANK_POOL_FACTOR)
-    result["lists_exact"] = {
+    result["lists_built"] = {
+        "method": "reduced candidates, exact re-scoring" if reduces(vectors) else "exact",
         "seconds": time.perf_counter() - started,
         "recall_at_5": list_recall(new, vectors, queries, kth),
     }
-    log(f"{name}: old lists {result['lists_exact']}")
+    log(f"{name}: {result['lists_built']}")
+    if reduces(vectors):
+        log(f"{name}: exact lists")
+        started = time.perf_counter()
+        with every_list_exact():
+            exact = nearest_neighbour_lists(
+                vectors, width, rerank=rerank, pool_factor=annoy_index.RERANK_POOL_FACTOR
+            )
+        result["lists_all_exact"] = {
+            "seconds": time.perf_counter() - started,
+            "recall_at_5": list_recall(exact, vectors, queries, kth),
+        }
+        log(f"{name}: {result['lists_all_exact']}")
+    log(f"{name}: old lists")
     if not args.skip_old:
         started = time.perf_counter()
         old = annoy_neighbour_lists(
@@ -185,7 +223,7 @@ def catalogue_size(evaluation, vectors, name, rerank, folder, args):
     result["build_before_seconds"] = result["annoy_build"]["seconds"] + result.get(
         "lists_annoy_per_item", {}
     ).get("seconds", float("nan"))
-    result["build_after_seconds"] = result["annoy_build"]["seconds"] + result["lists_exact"]["seconds"]
+    result["build_after_seconds"] = result["annoy_build"]["seconds"] + result["lists_built"]["seconds"]
     index.unload()
 
     sweep = []

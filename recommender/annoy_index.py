@@ -30,6 +30,7 @@ import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,17 +153,15 @@ def write_build(
     }
     with _work_folder(folder) as work:
         tmp_ann = work / (names["ann"] + ".tmp")
-        index = AnnoyIndex(dimensions, "angular")
-        for item, vector in enumerate(vectors):
-            index.add_item(item, vector)
-        index.build(n_trees, n_jobs=1)
-        index.save(str(tmp_ann))
-
-        neighbours = neighbour_lists.of_every_item(
-            vectors, index, PRECOMPUTED_NEIGHBOURS, search_k, rerank, RERANK_POOL_FACTOR
-        )
-
-        index.unload()
+        # The trees are built in a thread beside the neighbour lists: the lists keep only
+        # one core busy while they merge candidates, and numpy and Annoy's build let go
+        # of the GIL.
+        with ThreadPoolExecutor(1, thread_name_prefix="annoy-trees") as trees:
+            index = trees.submit(_annoy_file, vectors, n_trees, tmp_ann)
+            neighbours = neighbour_lists.of_every_item(
+                vectors, index.result, PRECOMPUTED_NEIGHBOURS, search_k, rerank, RERANK_POOL_FACTOR
+            )
+            index.result().unload()
         _fsync_file(tmp_ann)
         os.replace(tmp_ann, work / names["ann"])
         _atomic_write_bytes(work / names["ids"], _npy_bytes(np.asarray(product_ids, dtype=np.int64)))
@@ -182,6 +181,17 @@ def write_build(
         _atomic_write_bytes(work / POINTER_NAME, json.dumps(pointer).encode())
         _remove_old_local_builds(work, keep={names["ann"]})
         return names["ann"]
+
+
+def _annoy_file(vectors, n_trees, path) -> AnnoyIndex:
+    """An Annoy index of ``vectors`` (item i is row i), saved at ``path``."""
+    index = AnnoyIndex(int(vectors.shape[1]), "angular")
+    for item, vector in enumerate(vectors):
+        # A plain list: Annoy reads a numpy row one boxed number at a time (twice as slow).
+        index.add_item(item, vector.tolist())
+    index.build(n_trees, n_jobs=1)
+    index.save(str(path))
+    return index
 
 
 @contextmanager

@@ -13,10 +13,20 @@ as the worst of them: after the first tiles almost nothing passes, and what does
 with ``np.partition``. The result is exact: an entry that fails the test already has
 ``pool`` better ones.
 
+Above REDUCE_FROM_ITEMS items of more than REDUCED_DIMENSIONS dimensions (the untrained
+1,408-d space), the candidates are found in the vectors' leading REDUCED_DIMENSIONS
+directions, which keep most of every dot product at a fifth of the arithmetic, and then
+re-scored exactly: each item keeps its CANDIDATE_FACTOR x ``pool`` best candidates there,
+and its lists are cut from them by their true similarities (recall@5 against exact lists
+is measured by bench/bench_index.py; test_neighbour_lists asserts at least 0.98).
+
 Candidates are ranked by an int64 key, similarity then item number (the lower number
 first among equal similarities), so the lists do not depend on the tiling, nor do ties
 between identical photos depend on the order of a partition.
 """
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -27,9 +37,20 @@ COLUMNS_PER_ROW = 4
 # Rows handed to the re-ranking callback at a time (its work arrays grow with it).
 RERANK_ROWS = 1024
 
-# Measured at 44,441 items: exact lists 47 s, Annoy per item 80 s (and less exact); exact
-# grows with n^2 and Annoy about with n, so they cross near 75,000 items.
+# Lists by products cost n^2 and Annoy per item about n; at 44,441 items products are far
+# faster (bench/bench_index.py: 13 s reduced in the 1,408-d space where Annoy took 80 s),
+# and the two cross near 75,000 items.
 EXACT_MAX_ITEMS = 75_000
+
+# Candidates found in fewer dimensions above this size (smaller catalogues are exact in a
+# few seconds), in this many, keeping this many times the pool for the exact re-scoring.
+REDUCE_FROM_ITEMS = 20_000
+REDUCED_DIMENSIONS = 256
+CANDIDATE_FACTOR = 1.5
+# Rows the reduction's directions are taken from (a 1,408 x 1,408 matrix from them).
+DIRECTIONS_SAMPLE = 16_384
+# Items re-scored at a time: their candidates' vectors are gathered (rows x pool x dims).
+RESCORE_ROWS = 32
 
 _EMPTY = np.iinfo(np.int64).min
 _LOW_32 = np.int64(0xFFFFFFFF)
@@ -53,7 +74,10 @@ def nearest_neighbour_lists(vectors, width, rerank=None, pool_factor=2, block=DE
     pool = min(width * pool_factor if rerank else width, others)
     if pool == 0:
         return neighbours
-    keys = _best_keys(vectors, pool, max(int(block), 1))
+    if count >= REDUCE_FROM_ITEMS and vectors.shape[1] > REDUCED_DIMENSIONS:
+        keys = _best_keys_reduced(vectors, pool, max(int(block), 1))
+    else:
+        keys = _best_keys(vectors, pool, max(int(block), 1))
     keys = np.sort(keys, axis=1)[:, ::-1]  # best first
     candidates, similarities = _decode(keys)
     kept = min(width, pool)
@@ -112,6 +136,39 @@ def _best_keys(vectors, pool, block):
     return best
 
 
+def _best_keys_reduced(vectors, pool, block):
+    """Keys of each row's ``pool`` best other rows (in no order), chosen by their exact
+    similarities among the best candidates in the leading directions."""
+    wider = min(int(pool * CANDIDATE_FACTOR), len(vectors) - 1)
+    candidates = _decode(_best_keys(reduced(vectors, REDUCED_DIMENSIONS), wider, block))[0]
+    best = np.empty((len(vectors), pool), dtype=np.int64)
+
+    def rescore(start):
+        rows = slice(start, min(start + RESCORE_ROWS, len(vectors)))
+        found = candidates[rows]  # every row has ``wider`` real ones: there are that many rows
+        similarities = np.matmul(vectors[found], vectors[rows, :, None])[..., 0]
+        best[rows] = np.partition(_encode(similarities, found), wider - pool, axis=1)[:, wider - pool :]
+
+    # Gathering the candidates' vectors waits on memory, not on arithmetic: numpy lets go
+    # of the GIL meanwhile, so threads gather side by side.
+    with ThreadPoolExecutor(_usable_cores()) as threads:
+        list(threads.map(rescore, range(0, len(vectors), RESCORE_ROWS)))
+    return best
+
+
+def _usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def reduced(vectors, dimensions):
+    """``vectors`` projected on the ``dimensions`` directions that keep the most of their
+    dot products with each other (leading eigenvectors of a sample's second moments)."""
+    sample = vectors[:: max(len(vectors) // DIRECTIONS_SAMPLE, 1)]
+    _, directions = np.linalg.eigh(sample.T @ sample)  # ascending eigenvalues
+    leading = np.ascontiguousarray(directions[:, ::-1][:, :dimensions], dtype=np.float32)
+    return vectors @ leading
+
+
 def _merge(best, worst, first, rows, keys):
     """Merge candidate ``keys`` into the lists of rows ``first + rows`` (``rows`` small
     numbers in any order, repeats allowed)."""
@@ -157,12 +214,14 @@ def _decode(keys):
     return np.where(empty, -1, columns), np.where(empty, np.float32(-np.inf), similarities)
 
 
-def of_every_item(vectors, index, width, search_k, rerank=None, pool_factor=2) -> np.ndarray:
-    """The neighbour lists of a build: exact (:func:`nearest_neighbour_lists`) up to
-    EXACT_MAX_ITEMS items, else from ``index`` (:func:`annoy_neighbour_lists`)."""
+def of_every_item(vectors, built_index, width, search_k, rerank=None, pool_factor=2) -> np.ndarray:
+    """The neighbour lists of a build: by products of the vectors
+    (:func:`nearest_neighbour_lists`) up to EXACT_MAX_ITEMS items, else from the Annoy
+    index that ``built_index()`` returns (:func:`annoy_neighbour_lists`; it is only
+    called then, so the index can be built meanwhile)."""
     if len(vectors) <= EXACT_MAX_ITEMS:
         return nearest_neighbour_lists(vectors, width, rerank=rerank, pool_factor=pool_factor)
-    return annoy_neighbour_lists(index, len(vectors), width, search_k, rerank, pool_factor)
+    return annoy_neighbour_lists(built_index(), len(vectors), width, search_k, rerank, pool_factor)
 
 
 def annoy_neighbour_lists(index, count, width, search_k, rerank=None, pool_factor=2, block=1024):

@@ -174,11 +174,91 @@ def test_a_build_lists_exactly_up_to_the_limit_and_asks_annoy_beyond(monkeypatch
     annoy.build(10, n_jobs=1)
     index = CountingIndex(annoy)
 
-    exact = neighbour_lists.of_every_item(vectors, index, 10, 10**6)
+    exact = neighbour_lists.of_every_item(vectors, lambda: index, 10, 10**6)
     assert index.queries == 0
     monkeypatch.setattr(neighbour_lists, "EXACT_MAX_ITEMS", 100)
-    approximate = neighbour_lists.of_every_item(vectors, index, 10, 10**6)
+    approximate = neighbour_lists.of_every_item(vectors, lambda: index, 10, 10**6)
 
     assert index.queries == 120
     # On so few items a search_k over every node makes Annoy exact too.
     assert [set(row) for row in approximate] == [set(row) for row in exact]
+
+
+def recall_at_5(lists, exact, similarity):
+    """Share of each item's 5 listed neighbours at least as near as its exact 5th."""
+    fifth = np.take_along_axis(similarity, exact[:, 4:5].astype(np.int64), axis=1)
+    found = np.take_along_axis(similarity, lists[:, :5].astype(np.int64), axis=1)
+    return float((found >= fifth - 1e-6).mean())
+
+
+def low_rank_unit_vectors(count, dimensions, rank, seed):
+    """Unit vectors near a ``rank``-dimensional subspace, as CNN features mostly are."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(count, rank)) @ rng.normal(size=(rank, dimensions))
+    vectors += rng.normal(scale=0.3, size=(count, dimensions))
+    vectors = vectors.astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def reduced_from_600_items_to_24_dimensions(monkeypatch):
+    monkeypatch.setattr(neighbour_lists, "REDUCE_FROM_ITEMS", 600)
+    monkeypatch.setattr(neighbour_lists, "REDUCED_DIMENSIONS", 24)
+
+
+@pytest.fixture
+def reductions(monkeypatch):
+    """The shapes of the vectors reduced, one per call of neighbour_lists.reduced."""
+    shapes, reduce = [], neighbour_lists.reduced
+
+    def recording(vectors, dimensions):
+        shapes.append(vectors.shape)
+        return reduce(vectors, dimensions)
+
+    monkeypatch.setattr(neighbour_lists, "reduced", recording)
+    return shapes
+
+
+def test_many_wide_vectors_are_listed_from_reduced_candidates_in_their_exact_order(
+    reduced_from_600_items_to_24_dimensions, reductions
+):
+    vectors = low_rank_unit_vectors(800, 96, rank=20, seed=5)
+    similarity = vectors.astype(np.float64) @ vectors.T.astype(np.float64)
+
+    lists = nearest_neighbour_lists(vectors, 40, block=128)
+
+    assert reductions == [(800, 96)]
+    exact = naive_lists(vectors, 40)
+    assert recall_at_5(lists, exact, similarity) >= 0.98
+    assert (lists >= 0).all() and all(item not in row for item, row in enumerate(lists))
+    listed = np.take_along_axis(similarity, lists.astype(np.int64), axis=1)
+    assert (np.diff(listed, axis=1) <= 1e-6).all()  # nearest first, by true similarity
+
+
+@pytest.mark.parametrize("count, dimensions", [(599, 96), (800, 24)])
+def test_fewer_items_or_dimensions_stay_exact(
+    reduced_from_600_items_to_24_dimensions, reductions, count, dimensions
+):
+    vectors = integer_vectors(count, dimensions, seed=count)
+
+    lists = nearest_neighbour_lists(vectors, 12, block=128)
+
+    assert reductions == []
+    np.testing.assert_array_equal(lists, naive_lists(vectors, 12))
+
+
+@pytest.mark.slow
+def test_reduced_candidates_keep_recall_on_the_real_catalogue_sample(dev_catalogue, monkeypatch):
+    """The real sample's 1,408-d search vectors, listed as a 44k catalogue's are."""
+    from django.conf import settings
+
+    monkeypatch.setattr(neighbour_lists, "REDUCE_FROM_ITEMS", 0)
+    vectors = dev_catalogue.search_vectors(settings.COLOUR_WEIGHT).astype(np.float32)
+    assert vectors.shape[1] > neighbour_lists.REDUCED_DIMENSIONS
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -np.inf)
+    exact = np.argsort(-similarity, axis=1, kind="stable")[:, :40]
+
+    lists = nearest_neighbour_lists(vectors, 40)
+
+    assert recall_at_5(lists, exact, similarity) >= 0.98
