@@ -11,7 +11,8 @@ production settings and 2 workers, loaded by one ``wrk`` process on loopback:
    req/s, p50, p99, errors, and each path's req/s as a share of the reference's.
 2. Photo search on a freshly started server: the first upload's time, then 4 concurrent
    uploaders (real shopper photos) for ``--duration`` s: p50/p99, and the resident memory
-   of each web worker after it.
+   of each web worker after it; once per ``--inference-threads`` value (the model's
+   threads in each web worker: the default, all cores, and 1).
 
     .venv/bin/python bench/bench_pages.py [--products 44441] [--duration 15] [--quick]
 
@@ -22,6 +23,7 @@ Prints one JSON object.
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -78,6 +80,11 @@ def main():
     parser.add_argument("--photos", type=Path, default=DATASETS / "clothing-photos")
     parser.add_argument("--cache", type=Path, help="folder with (or for) the dev sample's vectors")
     parser.add_argument("--quick", action="store_true", help="5,000 products, 5 s per path")
+    parser.add_argument(
+        "--inference-threads",
+        default="0,1",
+        help="INFERENCE_THREADS of the photo search runs, one run each (0: the setting's default)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.products, args.duration = min(args.products, 5000), 5
@@ -103,7 +110,9 @@ def main():
         worker = start_worker(tmp)
         try:
             report["pages"] = pages_under_load(tmp, args)
-            report["photo_search"] = photo_search_under_load(tmp, args)
+            for threads in args.inference_threads.split(","):
+                key = "photo_search" if threads == "0" else f"photo_search_{threads}_inference_threads"
+                report[key] = photo_search_under_load(tmp, args, threads)
         finally:
             stop(worker)
     print(json.dumps(rounded(report), indent=2))
@@ -192,9 +201,9 @@ COPIED_FIELDS = (
 )
 
 
-def gunicorn(tmp, args, name):
-    """Start ``make serve``'s server (without collectstatic) on a free port; returns
-    (process, base URL)."""
+def gunicorn(tmp, args, name, env=None):
+    """Start ``make serve``'s server (without collectstatic) on a free port, with ``env``
+    added to the environment; returns (process, base URL)."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -202,6 +211,7 @@ def gunicorn(tmp, args, name):
             f"--workers={args.web_workers}", "--timeout=60",
         ],
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         stdout=open(tmp / f"{name}.log", "wb"),  # noqa: SIM115 (closed with the process)
         stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -286,7 +296,7 @@ def pages_under_load(tmp, args):
     return results
 
 
-def photo_search_under_load(tmp, args):
+def photo_search_under_load(tmp, args, inference_threads="0"):
     """First upload on a fresh server, then 4 concurrent uploaders of real shopper photos."""
     photos = sorted((args.photos / "images").glob("*.jpg"))[:8]
     if not photos:
@@ -304,7 +314,9 @@ def photo_search_under_load(tmp, args):
         )
 
     bodies = [multipart(path.read_bytes()) for path in photos]
-    server, url = gunicorn(tmp, args, "photo-search")
+    server, url = gunicorn(
+        tmp, args, f"photo-search-{inference_threads}", {"INFERENCE_THREADS": inference_threads}
+    )
     try:
         rss_at_start = worker_rss_mb(server)
         request = urllib.request.Request(

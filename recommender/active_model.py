@@ -36,7 +36,9 @@ def get_embedder() -> Embedder:
     :func:`preload_embedder`: there it raises recommender.embedding.ModelNotConverted
     until the worker or :func:`convert_model` has made the file.
     """
-    return embedding.load_embedder(**_configured_model(), convert=_may_convert)
+    return embedding.load_embedder(
+        **_configured_model(), convert=_may_convert, threads=settings.INFERENCE_THREADS or None
+    )
 
 
 def convert_model() -> Path:

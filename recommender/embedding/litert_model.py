@@ -169,7 +169,7 @@ _loaded = {}
 _loading = threading.Lock()
 
 
-def load_embedder(name, *, cache_dir, resnet50_weights=None, convert=True) -> Embedder:
+def load_embedder(name, *, cache_dir, resnet50_weights=None, convert=True, threads=None) -> Embedder:
     """The embedder called ``name``, loaded once per process: the converted model, run by
     LiteRT without TensorFlow.
 
@@ -179,19 +179,19 @@ def load_embedder(name, *, cache_dir, resnet50_weights=None, convert=True) -> Em
     :class:`EmbedderUnavailable` for an unknown name or a missing weights file.
     """
     check_name(name)
-    key = (name, str(cache_dir), str(resnet50_weights or ""))
+    key = (name, str(cache_dir), str(resnet50_weights or ""), threads)
     with _loading:
         if key not in _loaded:
-            _loaded[key] = _load(name, cache_dir, resnet50_weights, convert)
+            _loaded[key] = _load(name, cache_dir, resnet50_weights, convert, threads)
         return _loaded[key]
 
 
-def _load(name, cache_dir, resnet50_weights, convert):
+def _load(name, cache_dir, resnet50_weights, convert, threads):
     path = converted_model_path(name, cache_dir=cache_dir, resnet50_weights=resnet50_weights)
     dim = 2048 if name == "resnet50" else efficientnet_lite.FEATURE_DIM
     if path.exists():
         try:
-            return LiteRTEmbedder(name, dim, path)
+            return LiteRTEmbedder(name, dim, path, threads)
         except (ValueError, RuntimeError) as exc:
             if not convert:
                 raise ModelNotConverted(f"the converted model {path} is unreadable ({exc})") from exc
@@ -200,5 +200,5 @@ def _load(name, cache_dir, resnet50_weights, convert):
     elif not convert:
         raise ModelNotConverted(f"the {name} model is not converted yet (no {path})")
     return LiteRTEmbedder(
-        name, dim, convert_model(name, cache_dir=cache_dir, resnet50_weights=resnet50_weights)
+        name, dim, convert_model(name, cache_dir=cache_dir, resnet50_weights=resnet50_weights), threads
     )

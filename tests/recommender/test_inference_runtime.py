@@ -268,3 +268,21 @@ def test_runtimes_without_traced_graphs_run_the_last_batch_unpadded():
     assert batch_sizes(0, 16) == []
     assert batch_sizes(3, 16) == [3]
     assert batch_sizes(37, 16) == [16, 16, 5]
+
+
+def test_inference_threads_setting_gives_the_same_features(served, settings, monkeypatch):
+    threads_asked = []
+    make = LiteRTEmbedder.__init__
+
+    def recording(self, name, dim, path, threads=None):
+        threads_asked.append(threads)
+        make(self, name, dim, path, threads)
+
+    monkeypatch.setattr(LiteRTEmbedder, "__init__", recording)
+    settings.INFERENCE_THREADS = 1
+
+    one_thread = active_model.get_embedder()
+
+    assert threads_asked == [1] and one_thread is not served
+    images = check_images(4)
+    assert np.abs(one_thread.embed_images(images) - served.embed_images(images)).max() <= 1e-5
