@@ -25,7 +25,6 @@ bench/bench_quality.py and bench/bench_similar.py keep there.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -34,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATASETS, catalogue_sample, log, rounded, setup_django
+from common import DATASETS, catalogue_sample, every_list_exact, log, reduces, rounded, setup_django
 
 CATALOGUE_SIZE = 44_441
 LARGE_SIZE = 500_000
@@ -137,27 +136,6 @@ def sklearn_lists(vectors, pool):
     # Each row finds itself first (distance 0), unless an identical photo comes first.
     lists = [[item for item in row if item != own][:pool] for own, row in enumerate(found)]
     return lists, seconds
-
-
-def reduces(vectors):
-    """Whether a build lists these vectors from reduced candidates (neighbour_lists)."""
-    from recommender import neighbour_lists
-
-    return (
-        len(vectors) >= neighbour_lists.REDUCE_FROM_ITEMS
-        and vectors.shape[1] > neighbour_lists.REDUCED_DIMENSIONS
-    )
-
-
-@contextlib.contextmanager
-def every_list_exact():
-    from recommender import neighbour_lists
-
-    before, neighbour_lists.REDUCE_FROM_ITEMS = neighbour_lists.REDUCE_FROM_ITEMS, 2**62
-    try:
-        yield
-    finally:
-        neighbour_lists.REDUCE_FROM_ITEMS = before
 
 
 def catalogue_size(evaluation, vectors, name, rerank, folder, args):

@@ -1,5 +1,6 @@
 """What every benchmark shares: paths, logging to stderr, rounding, Django in a temp dir."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -127,3 +128,25 @@ def catalogue_sample(catalogue, cache=None):
             catalogue, progress=lambda done: log(f"catalogue: {done} photos")
         ),
     )
+
+
+def reduces(vectors):
+    """Whether a build lists these vectors from reduced candidates (neighbour_lists)."""
+    from recommender import neighbour_lists
+
+    return (
+        len(vectors) >= neighbour_lists.REDUCE_FROM_ITEMS
+        and vectors.shape[1] > neighbour_lists.REDUCED_DIMENSIONS
+    )
+
+
+@contextlib.contextmanager
+def every_list_exact():
+    """Index builds inside list every item exactly, in any space (as before reduction)."""
+    from recommender import neighbour_lists
+
+    before, neighbour_lists.REDUCE_FROM_ITEMS = neighbour_lists.REDUCE_FROM_ITEMS, 2**62
+    try:
+        yield
+    finally:
+        neighbour_lists.REDUCE_FROM_ITEMS = before

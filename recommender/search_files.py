@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,9 @@ VERSIONS = "versions"
 # Local copies of builds kept besides the newest (other processes of the host may still
 # be loading one).
 CACHED_BUILDS_KEPT = 3
+# Scratch in a host's cache this old was left by a process that died while writing: no
+# build, publication or download runs this long (their tasks' time limits are far less).
+ABANDONED_AFTER_SECONDS = 24 * 3600
 _CHUNK = 8 << 20
 
 
@@ -108,6 +112,7 @@ def check_record(name, data_or_size, record, digest=None) -> None:
 @contextmanager
 def staging_folder():
     """A scratch folder on this host for files about to be stored; removed afterwards."""
+    remove_abandoned_scratch()
     folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=cache_dir()))
     try:
         yield folder
@@ -254,8 +259,28 @@ def discard_cached_build(key: str) -> None:
     shutil.rmtree(cache_dir() / BUILDS / key, ignore_errors=True)
 
 
+def remove_abandoned_scratch() -> None:
+    """Remove what a process killed while writing left in this host's cache: staging
+    folders, unfinished copies and downloads (names starting with a dot) older than
+    ABANDONED_AFTER_SECONDS."""
+    cutoff = time.time() - ABANDONED_AFTER_SECONDS
+    root = cache_dir()
+    for folder in (root, root / BUILDS, root / VERSIONS):
+        for path in folder.glob(".*"):
+            try:
+                if path.lstat().st_mtime >= cutoff:
+                    continue
+            except FileNotFoundError:  # removed by another process meanwhile
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
 def prune_cached_builds(keep: str) -> None:
     """Keep the local copy ``keep`` and the most recently used others."""
+    remove_abandoned_scratch()
     root = cache_dir() / BUILDS
     copies = sorted(
         (path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")),

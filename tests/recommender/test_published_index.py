@@ -221,6 +221,30 @@ def test_old_builds_leave_the_store_and_the_hosts_caches(publisher, hosts):
     assert any(copy.startswith("build-6-") for copy in host.copies())
 
 
+def test_scratch_left_by_a_killed_process_is_removed_once_abandoned(publisher, settings):
+    cache = settings.INDEX_CACHE_DIR
+    (cache / "builds").mkdir(parents=True)
+    (cache / "versions").mkdir()
+    abandoned = [
+        cache / ".staging-killed-build",  # a worker killed while building
+        cache / "builds" / ".build-3-0123.killed",  # a host killed while copying a build
+        cache / "versions" / ".version-2.npz.killed.tmp",  # ... or a version's weights
+    ]
+    recent = cache / ".staging-building-now"
+    for path in [*abandoned[:2], recent]:
+        path.mkdir()
+        (path / "build-3.ann").write_bytes(b"part")
+    abandoned[2].write_bytes(b"part")
+    day_old = time.time() - search_files.ABANDONED_AFTER_SECONDS - 60
+    for path in abandoned:
+        os.utime(path, (day_old, day_old))
+
+    publish(1)
+
+    assert [path for path in abandoned if path.exists()] == []
+    assert (recent / "build-3.ann").exists()  # may be another process's, still writing
+
+
 def test_queries_never_fail_while_a_host_switches_builds(publisher):
     publish(1)
     errors, builds = [], set()
