@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 # False once preload_embedder() has declared this a web process: no conversion, no TensorFlow.
 _may_convert = True
+# The model's threads in a web process (unless INFERENCE_THREADS says): each gunicorn worker
+# runs one search at a time beside the others, about one per core, and 4 concurrent
+# uploaders were answered faster with 1 thread each than with every core each
+# (docs/benchmarks.md). Workers and commands embed one batch at a time on every core.
+WEB_INFERENCE_THREADS = 1
 
 
 def get_embedder() -> Embedder:
@@ -36,9 +41,8 @@ def get_embedder() -> Embedder:
     :func:`preload_embedder`: there it raises recommender.embedding.ModelNotConverted
     until the worker or :func:`convert_model` has made the file.
     """
-    return embedding.load_embedder(
-        **_configured_model(), convert=_may_convert, threads=settings.INFERENCE_THREADS or None
-    )
+    threads = settings.INFERENCE_THREADS or (None if _may_convert else WEB_INFERENCE_THREADS)
+    return embedding.load_embedder(**_configured_model(), convert=_may_convert, threads=threads)
 
 
 def convert_model() -> Path:

@@ -246,8 +246,8 @@ CELERY_TIMEZONE = TIME_ZONE
 EMBEDDING_MODEL = os.environ.get("EMBEDDING_MODEL", "efficientnet_lite0")
 RESNET50_WEIGHTS_PATH = os.environ.get("RESNET50_WEIGHTS_PATH", "")
 MODEL_CACHE_DIR = DATA_DIR / "models"
-# Threads the model runs a batch on in each process (0: every core the process may use).
-# Web processes serving photo searches side by side may do better with 1 (docs/benchmarks.md).
+# Threads the model runs a batch on in each process (0: 1 in web processes, every core the
+# process may use in workers and commands; see recommender.active_model).
 INFERENCE_THREADS = int(os.environ.get("INFERENCE_THREADS", "0"))
 INDEX_DIR = Path(os.environ.get("INDEX_DIR", DATA_DIR / "index"))
 # Trained model versions (train_recommender) and their training checkpoints; not in git.

@@ -270,7 +270,12 @@ def test_runtimes_without_traced_graphs_run_the_last_batch_unpadded():
     assert batch_sizes(37, 16) == [16, 16, 5]
 
 
-def test_inference_threads_setting_gives_the_same_features(served, settings, monkeypatch):
+@pytest.mark.parametrize(
+    "setting, web_process, threads", [(0, False, None), (0, True, 1), (3, True, 3), (1, False, 1)]
+)
+def test_web_processes_run_the_model_on_one_thread_unless_set(
+    served, settings, monkeypatch, setting, web_process, threads
+):
     threads_asked = []
     make = LiteRTEmbedder.__init__
 
@@ -279,10 +284,15 @@ def test_inference_threads_setting_gives_the_same_features(served, settings, mon
         make(self, name, dim, path, threads)
 
     monkeypatch.setattr(LiteRTEmbedder, "__init__", recording)
-    settings.INFERENCE_THREADS = 1
+    # Loaded models other than the one served are forgotten for this test.
+    monkeypatch.setattr(
+        litert_model, "_loaded", {k: v for k, v in litert_model._loaded.items() if v is served}
+    )
+    monkeypatch.setattr(active_model, "_may_convert", not web_process)
+    settings.INFERENCE_THREADS = setting
 
-    one_thread = active_model.get_embedder()
+    embedder = active_model.get_embedder()
 
-    assert threads_asked == [1] and one_thread is not served
+    assert threads_asked == ([] if threads is None else [threads])  # None: the one served already
     images = check_images(4)
-    assert np.abs(one_thread.embed_images(images) - served.embed_images(images)).max() <= 1e-5
+    assert np.abs(embedder.embed_images(images) - served.embed_images(images)).max() <= 1e-5
