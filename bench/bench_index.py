@@ -85,8 +85,8 @@ def build_annoy(vectors, n_trees, path, jobs=1):
 
     started = time.perf_counter()
     index = AnnoyIndex(vectors.shape[1], "angular")
-    for item, vector in enumerate(vectors.tolist()):
-        index.add_item(item, vector)
+    for item, vector in enumerate(vectors):
+        index.add_item(item, vector.tolist())  # as the build adds rows (a list per row)
     index.build(n_trees, n_jobs=jobs)
     index.save(str(path))
     return index, time.perf_counter() - started, path.stat().st_size
