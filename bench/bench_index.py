@@ -358,7 +358,7 @@ def main():
             "command": "bench/bench_index.py" + (" --quick" if args.quick else ""),
         }
         spaces = {"default": (None, None), "trained": (projection, identity_rerank)}
-        for name in args.spaces.split(","):
+        for name in filter(None, args.spaces.split(",")):  # --spaces "": the large index alone
             space_projection, rerank = spaces[name]
             vectors = grown_vectors(evaluation, sample, args.size, weight, space_projection)
             report[f"catalogue_{name}_space"] = catalogue_size(evaluation, vectors, name, rerank, tmp, args)
