@@ -134,10 +134,7 @@ def reduces(vectors):
     """Whether a build lists these vectors from reduced candidates (neighbour_lists)."""
     from recommender import neighbour_lists
 
-    return (
-        len(vectors) >= neighbour_lists.REDUCE_FROM_ITEMS
-        and vectors.shape[1] > neighbour_lists.REDUCED_DIMENSIONS
-    )
+    return neighbour_lists.reduces(*vectors.shape)
 
 
 @contextlib.contextmanager

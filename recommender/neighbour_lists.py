@@ -25,10 +25,11 @@ first among equal similarities), so the lists do not depend on the tiling, nor d
 between identical photos depend on the order of a partition.
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .embedding import usable_cores
 
 # Rows of a tile, whose columns are COLUMNS_PER_ROW times as many: 2048 x 8192 float32
 # similarities (64 MB) whatever the number of items; narrower tiles run BLAS at half speed.
@@ -74,7 +75,7 @@ def nearest_neighbour_lists(vectors, width, rerank=None, pool_factor=2, block=DE
     pool = min(width * pool_factor if rerank else width, others)
     if pool == 0:
         return neighbours
-    if count >= REDUCE_FROM_ITEMS and vectors.shape[1] > REDUCED_DIMENSIONS:
+    if reduces(count, vectors.shape[1]):
         keys = _best_keys_reduced(vectors, pool, max(int(block), 1))
     else:
         keys = _best_keys(vectors, pool, max(int(block), 1))
@@ -136,6 +137,11 @@ def _best_keys(vectors, pool, block):
     return best
 
 
+def reduces(count, dimensions) -> bool:
+    """Whether lists of ``count`` vectors of ``dimensions`` come from reduced candidates."""
+    return count >= REDUCE_FROM_ITEMS and dimensions > REDUCED_DIMENSIONS
+
+
 def _best_keys_reduced(vectors, pool, block):
     """Keys of each row's ``pool`` best other rows (in no order), chosen by their exact
     similarities among the best candidates in the leading directions."""
@@ -151,13 +157,9 @@ def _best_keys_reduced(vectors, pool, block):
 
     # Gathering the candidates' vectors waits on memory, not on arithmetic: numpy lets go
     # of the GIL meanwhile, so threads gather side by side.
-    with ThreadPoolExecutor(_usable_cores()) as threads:
+    with ThreadPoolExecutor(usable_cores()) as threads:
         list(threads.map(rescore, range(0, len(vectors), RESCORE_ROWS)))
     return best
-
-
-def _usable_cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def reduced(vectors, dimensions):

@@ -8,7 +8,7 @@ from .colour import COLOUR_DIM, COLOUR_REVISION, colour_descriptor
 from .embedder import EMBEDDER_NAMES, PREPROCESSING_REVISION, Embedder, EmbedderUnavailable
 from .litert_model import ModelNotConverted, convert_model, converted_model_path, load_embedder
 from .preprocessing import DEFAULT_MAX_PIXELS, IMAGE_SIZE, InvalidImage, parse_crop, prepare_image
-from .vector_math import combine, l2_normalise
+from .vector_math import combine, l2_normalise, usable_cores
 
 # Identifies how stored vectors were made, beside the model name: vectors of another
 # recipe are recomputed. Known without loading TensorFlow.
@@ -29,6 +29,7 @@ __all__ = [
     "convert_model",
     "converted_model_path",
     "l2_normalise",
+    "usable_cores",
     "load_embedder",
     "parse_crop",
     "prepare_image",

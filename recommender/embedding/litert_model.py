@@ -22,6 +22,7 @@ import numpy as np
 from . import efficientnet_lite
 from .embedder import Embedder, EmbedderUnavailable, build_keras_embedder, check_name
 from .preprocessing import IMAGE_SIZE
+from .vector_math import usable_cores
 from .weights import file_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class LiteRTEmbedder(Embedder):
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
-        interpreter = Interpreter(model_path=str(path), num_threads=threads or _usable_cores())
+        interpreter = Interpreter(model_path=str(path), num_threads=threads or usable_cores())
         outputs = interpreter.get_signature_list()["serving_default"]["outputs"]
         super().__init__(name, dim, efficientnet_lite.NUM_CLASSES if "logits" in outputs else None)
         self._interpreter = interpreter
@@ -158,11 +159,6 @@ class LiteRTEmbedder(Embedder):
 
     def _logits(self, batch):
         return self._outputs(batch)["logits"]
-
-
-def _usable_cores():
-    # The cores this process may run on (a container's share), not the machine's.
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 _loaded = {}

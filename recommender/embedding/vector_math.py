@@ -1,6 +1,14 @@
-"""Vector helpers shared by the embedder, the colour signature and the search index."""
+"""Vector helpers shared by the embedder, the colour signature and the search index, and
+the number of cores their arithmetic may use."""
+
+import os
 
 import numpy as np
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's share), not the machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def l2_normalise(vectors, axis=-1):
