@@ -80,6 +80,7 @@ def main():
     parser.add_argument("--photos", type=Path, default=DATASETS / "clothing-photos")
     parser.add_argument("--cache", type=Path, help="folder with (or for) the dev sample's vectors")
     parser.add_argument("--quick", action="store_true", help="5,000 products, 5 s per path")
+    parser.add_argument("--profile", type=Path, help="folder for a cProfile of each path in this process")
     parser.add_argument(
         "--inference-threads",
         default="0,1",
@@ -109,7 +110,9 @@ def main():
         redis.Redis.from_url(args.redis_url).flushdb()
         worker = start_worker(tmp)
         try:
-            report["pages"] = pages_under_load(tmp, args)
+            paths = sample_paths()
+            report["pages"] = pages_under_load(tmp, args, paths)
+            report["pages_in_process"] = pages_in_process(paths, args.profile)
             for threads in args.inference_threads.split(","):
                 key = "photo_search" if threads == "0" else f"photo_search_{threads}_inference_threads"
                 report[key] = photo_search_under_load(tmp, args, threads)
@@ -262,7 +265,8 @@ def wrk(url, paths, args, tmp, connections=None, method="GET", body=""):
     return figures
 
 
-def pages_under_load(tmp, args):
+def sample_paths():
+    """The GET paths under test, by name: each over 500 random products or 200 pages."""
     import numpy as np
 
     from catalog.models import Product
@@ -271,12 +275,49 @@ def pages_under_load(tmp, args):
     rng = np.random.default_rng(1)
     sample = [int(pk) for pk in rng.choice(ids, 500, replace=False)]
     pages = max(1, len(ids) // 24)
-    paths = {
+    return {
         "api_product": [f"/api/products/{pk}/" for pk in sample],
         "similar_api": [f"/api/products/{pk}/similar/?k=5" for pk in sample],
         "product_page": [f"/products/{pk}/" for pk in sample],
         "catalogue_page": [f"/?page={int(n)}" for n in rng.integers(1, min(pages, 200) + 1, 200)],
     }
+
+
+def pages_in_process(paths, profile_dir=None, requests=300):
+    """Each path's milliseconds in this process, a new visitor per request (after one pass
+    that fills the caches, as the server's warm-up did): median and p90."""
+    import cProfile
+
+    import numpy as np
+    from django.test import Client
+
+    results = {}
+    for name, path_list in paths.items():
+        for path in path_list:
+            assert Client(HTTP_HOST="127.0.0.1").get(path).status_code == 200, path
+        profiler = cProfile.Profile() if profile_dir else None
+        times = []
+        for number in range(requests):
+            client = Client(HTTP_HOST="127.0.0.1")
+            started = time.perf_counter()
+            if profiler:
+                profiler.enable()
+            client.get(path_list[number % len(path_list)])
+            if profiler:
+                profiler.disable()
+            times.append((time.perf_counter() - started) * 1000)
+        results[name] = {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
+        if profiler:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(profile_dir / f"{name}.prof")
+    reference = results["api_product"]["median_ms"]
+    for figures in results.values():
+        figures["over_reference"] = figures["median_ms"] / reference
+    log(f"in process: {results}")
+    return results
+
+
+def pages_under_load(tmp, args, paths):
     server, url = gunicorn(tmp, args, "pages")
     try:
         for path_list in paths.values():  # every worker has loaded the index and warmed up

@@ -11,10 +11,10 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 from recommender.recommendations import recommended_for, record_view
-from recommender.similar import similar_products, similar_products_version
+from recommender.similar import similar_products, similar_products_key
 from shop.services import cart_lines, get_cart
 
-from .facets import COUNTS_TTL, catalogue_version, summarise
+from .facets import COUNTS_TTL, summarise
 from .filters import FACET_LABELS, FACETS, ProductFilter
 from .models import Product
 
@@ -118,6 +118,5 @@ def _similar_cards(request, product):
     """The product's similar items as cards, shared by every visitor until the catalogue,
     the index build or the vectors stored since it change (not cached while searches are
     exact: there is no build to key them on)."""
-    version = similar_products_version()
-    key = version and f"catalog:similar:{catalogue_version()}:{version}:{product.pk}"
-    return _shared_cards(request, key, lambda: similar_products(product))
+    key = similar_products_key(product)
+    return _shared_cards(request, key and f"catalog:cards:{key}", lambda: similar_products(product))

@@ -1,6 +1,9 @@
 """Visual search over the API: similar products, search by photo, recommendations."""
 
+import hashlib
+
 from django.conf import settings
+from django.core.cache import cache
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -21,7 +24,11 @@ from .embedding import EmbedderUnavailable, InvalidImage
 from .neighbours import MAX_RESULTS, RESULT_FILTERS, result_filters
 from .photo_search import PHOTO_SEARCH_STARTING, RETRY_AFTER_SECONDS, crop_from, read_photo, search_with
 from .recommendations import recommended_for
-from .similar import similar_products
+from .similar import similar_products, similar_products_key
+
+# Similar products' answers are kept this long: their key changes with the catalogue, the
+# build and vectors stored since (recommender.similar.similar_products_key).
+SIMILAR_RESULTS_TTL = 60
 
 
 class PhotoSearchUnavailable(APIException):
@@ -122,8 +129,17 @@ class SimilarProductsAPI(APIView):
     def get(self, request, pk):
         product = get_object_or_404(Product.objects.visible(), pk=pk)
         options = _options(SearchOptions, request.query_params)
-        similar = similar_products(product, k=options.validated_data["k"], filters=options.filters())
-        return _results(request, similar)
+        k, filters = options.validated_data["k"], options.filters()
+        key = similar_products_key(product, k, filters)
+        # The answer holds absolute URLs: one copy per address the site is reached at.
+        key = key and f"api:{key}:{hashlib.sha256(request.build_absolute_uri('/').encode()).hexdigest()[:16]}"
+        results = cache.get(key) if key else None
+        if results is None:
+            found = similar_products(product, k=k, filters=filters)
+            results = list(ProductSerializer(found, many=True, context={"request": request}).data)
+            if key:
+                cache.set(key, results, SIMILAR_RESULTS_TTL)
+        return Response({"results": results})
 
 
 class PhotoSearchAPI(APIView):

@@ -2,10 +2,12 @@
 build, merged with vectors stored since; a search when that list cannot answer; the same
 article type and colour before the product has vectors. Never imports TensorFlow."""
 
+import hashlib
 from collections.abc import Mapping
 
 from django.conf import settings
 
+from catalog.facets import catalogue_version
 from catalog.models import Product
 
 from .neighbours import (
@@ -16,6 +18,7 @@ from .neighbours import (
     product_vector,
     products_near,
     ranked_buyable,
+    result_filters,
     search_results_version,
     serving_space,
 )
@@ -34,12 +37,20 @@ def similar_products(product: Product, k: int | None = None, filters: Mapping | 
     return products_near(space, index, vector, k, exclude={product.pk}, filters=filters)
 
 
-def similar_products_version() -> str | None:
-    """Changes whenever :func:`similar_products` could answer differently for a product,
-    the catalogue's own changes aside (another build, vectors stored since); None when
-    answers come from exact search, which is not worth caching."""
+def similar_products_key(
+    product: Product, k: int | None = None, filters: Mapping | None = None
+) -> str | None:
+    """A cache key for what :func:`similar_products` answers now for these arguments: a
+    new catalogue version (any product change or sell-out), build or vectors stored since
+    give a new key. None while answers come from exact search."""
     space, index = serving_space()
-    return search_results_version(space, index) if index is not None else None
+    if index is None:
+        return None
+    version = search_results_version(space, index)
+    chosen = "&".join(f"{param}={value}" for param, value in sorted(result_filters(filters or {}).items()))
+    k = k or settings.SIMILAR_PRODUCTS_COUNT
+    digest = hashlib.sha256(f"{version}:{product.pk}:{k}:{chosen}".encode()).hexdigest()
+    return f"similar:{catalogue_version()}:{digest}"
 
 
 def _similar_from_build(space, index, product, k, filters):

@@ -11,8 +11,10 @@ The file takes the uint8 images :func:`prepare_image` returns (the model's input
 is inside it) and gives the pooled features and, with the ImageNet classifier, its logits.
 """
 
+import contextlib
 import logging
 import os
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -106,8 +108,10 @@ def _to_litert(model) -> bytes:
 
     tf, _ = load_tensorflow()
     # From the Keras model itself: converting a tf.function of it loses the weights (NaN
-    # features), which the check after conversion would refuse.
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    # features), which the check after conversion would refuse. Keras prints the exported
+    # signature: to stderr, so the output of a command that converts stays its own.
+    with contextlib.redirect_stdout(sys.stderr):
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
 def _check(converted, keras_embedder):
