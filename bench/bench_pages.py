@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -322,7 +323,10 @@ def pages_under_load(tmp, args, paths):
     try:
         for path_list in paths.values():  # every worker has loaded the index and warmed up
             for path in path_list[:20]:
-                urllib.request.urlopen(url + path, timeout=30).close()
+                try:
+                    urllib.request.urlopen(url + path, timeout=30).close()
+                except urllib.error.HTTPError as exc:
+                    raise RuntimeError(f"{path}: {exc}\n" + (tmp / "pages.log").read_text()[-5000:]) from exc
         results = {}
         for name, path_list in paths.items():
             results[name] = wrk(url, path_list, args, tmp)
