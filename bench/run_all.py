@@ -110,6 +110,14 @@ BENCHMARKS = {
         ["--quick"],
         lambda d: {"median s": d.get("median_seconds"), "max s": d.get("max_seconds")},
     ),
+    "worker_embed": (
+        [],
+        ["--quick"],
+        lambda d: {
+            "products/s": d.get("products_per_second"),
+            "embedded / searchable (s)": (d.get("embedded_seconds"), d.get("searchable_seconds")),
+        },
+    ),
     "pages": (["--cache", str(VECTORS)], ["--quick", "--cache", str(VECTORS)], _pages),
     "quality": (
         ["--cache", str(VECTORS)],

@@ -73,7 +73,7 @@ def send_pending_embeddings() -> int:
     products were queued. Rows whose task could not be sent stay for the sweep."""
     pending = sorted(PendingEmbedding.objects.values_list("product_id", flat=True))
     queued = 0
-    for chunk in refresh.batched(pending, settings.EMBED_BATCH_SIZE):
+    for chunk in refresh.batched(pending, settings.EMBED_TASK_SIZE):
         if not send_task(EMBED_TASK, list(chunk)):
             break
         PendingEmbedding.objects.filter(product_id__in=chunk).delete()

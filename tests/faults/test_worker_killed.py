@@ -30,7 +30,7 @@ BATCHES = 3
 def workers(settings, tmp_path):
     with services_mode(settings, REDIS_URL, VISIBILITY_TIMEOUT):
         # The web side sends one task per batch; each task is one CNN batch in the worker.
-        settings.EMBED_BATCH_SIZE = BATCH
+        settings.EMBED_TASK_SIZE = BATCH
         pool = Workers(tmp_path, REDIS_URL, VISIBILITY_TIMEOUT, EMBED_BATCH_SIZE=BATCH)
         yield pool
         pool.stop_all()

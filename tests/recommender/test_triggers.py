@@ -129,7 +129,7 @@ def test_a_rolled_back_save_queues_nothing(embedding_tasks):
 @pytest.mark.slow
 @committed
 def test_many_saves_in_one_transaction_go_out_in_batched_tasks(settings, embedding_tasks):
-    settings.EMBED_BATCH_SIZE = 3
+    settings.EMBED_TASK_SIZE = 3
     colours = [RED, BLUE, GREEN, YELLOW, RED, BLUE, GREEN]
     with transaction.atomic():
         products = [photo_product(colour) for colour in colours]
