@@ -14,7 +14,7 @@ from recommender.recommendations import recommended_for, record_view
 from recommender.similar import similar_products, similar_products_key
 from shop.services import cart_lines, get_cart
 
-from .facets import COUNTS_TTL, summarise
+from .facets import COUNTS_TTL, catalogue_version, summarise
 from .filters import FACET_LABELS, FACETS, ProductFilter
 from .models import Product
 
@@ -26,12 +26,20 @@ CARDS_TTL = 60
 CSRF_PLACEHOLDER = "csrf-token-of-this-visitor"
 
 
+def _for_this_visitor(request, html):
+    """Shared HTML with the visitor's own CSRF token put in."""
+    return mark_safe(html.replace(CSRF_PLACEHOLDER, get_token(request)))  # noqa: S308 (our own HTML)
+
+
+def _address_key(request):
+    return hashlib.sha256(request.get_full_path().encode()).hexdigest()
+
+
 def _shared_cards(request, key, products):
     """Product cards as HTML, rendered once per ``key`` and address for every visitor
     (rendering the cards was most of a page's cost); ``products`` is called on a miss,
     and every time when ``key`` is None."""
-    address = hashlib.sha256(request.get_full_path().encode()).hexdigest()
-    key = key and f"{key}:{address}"
+    key = key and f"{key}:{_address_key(request)}"
     html = cache.get(key) if key else None
     if html is None:
         html = render_to_string(
@@ -40,7 +48,7 @@ def _shared_cards(request, key, products):
         ).strip()
         if key:
             cache.set(key, html, CARDS_TTL)
-    return mark_safe(html.replace(CSRF_PLACEHOLDER, get_token(request)))  # noqa: S308 (our own HTML)
+    return _for_this_visitor(request, html)
 
 
 def _without(params, *names):
@@ -52,7 +60,31 @@ def _without(params, *names):
 
 
 def product_list(request):
-    """The catalogue: facet filters with counts, name search and pagination."""
+    """The catalogue: facet filters with counts, name search and pagination.
+
+    Its filters, results and pages are rendered once per catalogue version and address
+    for every visitor (a hit runs no query and skips the filters, counts and paging); only
+    the visitor's CSRF token and "Recommended for you" are theirs."""
+    key = f"catalog:list:{catalogue_version()}:{_address_key(request)}"
+    shared = cache.get(key)
+    if shared is None:
+        shared = _catalogue(request)
+        cache.set(key, shared, CARDS_TTL)
+    return render(
+        request,
+        "catalog/product_list.html",
+        {
+            "catalogue": _for_this_visitor(request, shared["html"]),
+            "search": shared["search"],
+            # On the home page only, not on filtered or later pages.
+            "recommended_products": _recommended(request) if shared["home"] else [],
+        },
+    )
+
+
+def _catalogue(request):
+    """The shared part of a catalogue page: its HTML (with a stand-in for the CSRF token),
+    the name searched for and whether it is the home page."""
     filters = ProductFilter(request.GET, queryset=Product.objects.visible())
     products = filters.qs
     chosen = filters.chosen()
@@ -77,24 +109,24 @@ def product_list(request):
         }
         for param, value in chosen.items()
     ]
-    return render(
-        request,
-        "catalog/product_list.html",
+    search = chosen.get("q", "")
+    html = render_to_string(
+        "catalog/_catalogue.html",
         {
             "page": page,
             "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
             "products": page.object_list,
-            "product_grid": _shared_cards(request, f"catalog:grid:{summary.key}", lambda: page.object_list),
             "result_count": page.paginator.count,
             "facets": facets,
             "facets_key": summary.key,
             "facets_ttl": COUNTS_TTL,
             "active_filters": removable,
-            "search": chosen.get("q", ""),
-            # "Recommended for you" on the home page only, not on filtered or later pages.
-            "recommended_products": _recommended(request) if not chosen and page.number == 1 else [],
+            "search": search,
+            "csrf_token": CSRF_PLACEHOLDER,
         },
+        request=request,
     )
+    return {"html": html, "search": search, "home": not chosen and page.number == 1}
 
 
 def _recommended(request):

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from catalog.models import Product
 from catalog.stock import adjust_stock
 from recommender.refresh import rebuild_index
-from tests.catalog.test_catalogue_grid_cache import add_to_cart_ids, card_tokens
+from tests.catalog.test_catalogue_page_cache import add_to_cart_ids, card_tokens
 from tests.factories import EmbeddingFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)  # stock changes take effect on commit

@@ -241,6 +241,25 @@ def test_home_page_shows_recommended_for_you(client, indexed):
     assert {Product.objects.get(pk=pk).article_type for pk in ids} == {"type1"}
 
 
+def test_visitors_sharing_the_cached_home_page_each_get_their_own_recommendations(indexed):
+    """The catalogue part of the home page is rendered once for everybody; what is
+    recommended is worked out per visitor, and only on the unfiltered first page."""
+    first, second = Client(), Client()
+    first.get(cluster(indexed, 1)[0].get_absolute_url())
+    second.get(cluster(indexed, 2)[0].get_absolute_url())
+
+    first_home, second_home = first.get("/").content.decode(), second.get("/").content.decode()
+
+    types = [
+        {Product.objects.get(pk=pk).article_type for pk in recommended_ids(home)}
+        for home in (first_home, second_home)
+    ]
+    assert types == [{"type1"}, {"type2"}]
+    assert first.get("/").content.decode().count("Recommended for you") == 1  # a cache hit
+    for other in ("/?page=2", "/?gender=Men"):
+        assert "Recommended for you" not in first.get(other).content.decode()
+
+
 def test_new_visitor_home_page_recommends_best_sellers(client):
     products = ProductFactory.create_batch(6)
     OrderItemFactory(product=products[3], quantity=4)
