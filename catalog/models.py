@@ -93,6 +93,8 @@ class Product(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["is_active", "master_category", "sub_category", "article_type"]),
+            # The newest products (a new visitor's recommendations): no sort of the table.
+            models.Index(fields=["-created_at", "id"], name="catalog_product_newest"),
         ]
 
     def __str__(self):

@@ -5,8 +5,10 @@ from collections.abc import Iterable
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
+from catalog.facets import catalogue_version
 from catalog.models import Product
 from shop.selectors import best_selling_product_ids
 
@@ -20,6 +22,9 @@ from .vector_store import current_embeddings, stored_features
 VIEWED_COOKIE = "recently_viewed"
 VIEWED_COOKIE_SALT = "recommender.recently-viewed"
 REMEMBERED_VIEWS = 20
+# What every new visitor is recommended is worked out once per catalogue version and this
+# many seconds (ranking all sales grows with the orders); a sell-out shows at once.
+NEW_VISITOR_SECONDS = 60
 
 
 def record_view(request: HttpRequest, response: HttpResponse, product: Product) -> None:
@@ -94,8 +99,20 @@ def _profile_vector(vectors, weights):
 
 
 def _best_sellers(k, exclude):
+    """Best sellers, then the newest products: the same for every new visitor."""
     if k <= 0:
         return []
+    if exclude:
+        return _best_sellers_now(k, exclude)
+    key = f"recommended:new-visitor:{catalogue_version()}:{k}"
+    ids = cache.get(key)
+    if ids is None:
+        ids = [product.pk for product in _best_sellers_now(k, set())]
+        cache.set(key, ids, NEW_VISITOR_SECONDS)
+    return buyable_in_order(ids)
+
+
+def _best_sellers_now(k, exclude):
     found = buyable_in_order(best_selling_product_ids(limit=k * 4, exclude=exclude), exclude)[:k]
     if len(found) < k:
         taken = set(exclude) | {p.pk for p in found}

@@ -269,6 +269,23 @@ def test_new_visitor_home_page_recommends_best_sellers(client):
     assert recommended_ids(response.content.decode())[0] == products[3].pk
 
 
+def test_new_visitors_recommendations_are_worked_out_once_and_drop_a_sell_out_at_once():
+    products = ProductFactory.create_batch(6)
+    OrderItemFactory(product=products[3], quantity=4)
+    first = recommended_ids(Client().get("/").content.decode())
+
+    with CaptureQueriesContext(connection) as queries:
+        second = recommended_ids(Client().get("/").content.decode())
+
+    assert second == first and first[0] == products[3].pk
+    assert not [q for q in queries if 'ORDER BY "catalog_product"."created_at"' in q["sql"]]
+    assert not [q for q in queries if "shop_orderitem" in q["sql"]]
+
+    products[3].stock = 0
+    products[3].save()  # sold out: a new catalogue version
+    assert products[3].pk not in recommended_ids(Client().get("/").content.decode())
+
+
 def test_cart_page_shows_recommendations_without_the_cart_items(client, indexed):
     in_cart = cluster(indexed, 0)[:2]
     for product in in_cart:
