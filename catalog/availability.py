@@ -38,6 +38,13 @@ class Availability:
     state: str
 
 
+def shown_exactly_below() -> int:
+    """The stock below which what shoppers are shown depends on the exact number ("Only N
+    left", or how many pieces one cart line may take); above it a sale changes nothing
+    they see."""
+    return max(settings.CART_MAX_QUANTITY, LOW_STOCK_THRESHOLD + 1)
+
+
 def availability(product: Stocked) -> Availability:
     """The availability of ``product``: at most its stock, and never more than
     ``CART_MAX_QUANTITY`` pieces in one cart line."""

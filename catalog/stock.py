@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
+from .availability import shown_exactly_below
 from .facets import catalogue_changed
 from .models import Product
 
@@ -46,6 +47,7 @@ def save_staff_edit(
 
 def pieces_sold(product_ids) -> None:
     """Pieces of these products were taken out of stock (checkout): once that commits,
-    cached catalogue pages stop offering those that sold out."""
-    if Product.objects.filter(pk__in=list(product_ids), stock=0).exists():
+    cached pages stop showing what changed for shoppers (a sell-out, "Only N left", how
+    many one may add); a sale from a large stock changes nothing they see."""
+    if Product.objects.filter(pk__in=list(product_ids), stock__lt=shown_exactly_below()).exists():
         transaction.on_commit(catalogue_changed)

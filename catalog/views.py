@@ -18,11 +18,11 @@ from .facets import COUNTS_TTL, catalogue_version, summarise
 from .filters import FACET_LABELS, FACETS, ProductFilter
 from .models import Product
 
-# Product cards (a catalogue page's, a product's similar items), rendered once and kept
-# this long: a change to a product (admin, API, import) or a sell-out starts a new
-# catalogue version, and with it new cards.
-CARDS_TTL = 60
-# Stands for the visitor's CSRF token in cached cards; each page puts its own token in.
+# The parts of pages every visitor sees alike (a catalogue page's filters and cards, a
+# product page), rendered once and kept this long: a change to a product (admin, API,
+# import) or a sell-out starts a new catalogue version, and with it new keys.
+SHARED_TTL = 60
+# Stands for the visitor's CSRF token in shared HTML; each page puts its own token in.
 CSRF_PLACEHOLDER = "csrf-token-of-this-visitor"
 
 
@@ -35,20 +35,13 @@ def _address_key(request):
     return hashlib.sha256(request.get_full_path().encode()).hexdigest()
 
 
-def _shared_cards(request, key, products):
-    """Product cards as HTML, rendered once per ``key`` and address for every visitor
-    (rendering the cards was most of a page's cost); ``products`` is called on a miss,
-    and every time when ``key`` is None."""
-    key = key and f"{key}:{_address_key(request)}"
-    html = cache.get(key) if key else None
-    if html is None:
-        html = render_to_string(
-            "catalog/_product_grid.html",
-            {"products": products(), "request": request, "csrf_token": CSRF_PLACEHOLDER},
-        ).strip()
-        if key:
-            cache.set(key, html, CARDS_TTL)
-    return _for_this_visitor(request, html)
+def _cards(request, products):
+    """Product cards as HTML for every visitor: a stand-in where the CSRF token goes."""
+    html = render_to_string(
+        "catalog/_product_grid.html",
+        {"products": products, "request": request, "csrf_token": CSRF_PLACEHOLDER},
+    ).strip()
+    return mark_safe(html)  # noqa: S308 (our own HTML)
 
 
 def _without(params, *names):
@@ -69,7 +62,7 @@ def product_list(request):
     shared = cache.get(key)
     if shared is None:
         shared = _catalogue(request)
-        cache.set(key, shared, CARDS_TTL)
+        cache.set(key, shared, SHARED_TTL)
     return render(
         request,
         "catalog/product_list.html",
@@ -135,20 +128,35 @@ def _recommended(request):
 
 
 def product_detail(request, pk):
-    """One product with all its attributes; inactive products do not exist for shoppers."""
-    product = get_object_or_404(Product.objects.visible(), pk=pk)
+    """One product with all its attributes and similar items; inactive products do not
+    exist for shoppers.
+
+    The page below the header is rendered once per catalogue version (any product change
+    or sell-out), index build, vectors stored since and address, for every visitor: a hit
+    runs no query. Not cached while searches are exact (no build to key it on)."""
+    key = similar_products_key(pk)
+    key = key and f"catalog:product:{key}:{_address_key(request)}"
+    shared = cache.get(key) if key else None
+    if shared is None:
+        product = get_object_or_404(Product.objects.visible(), pk=pk)
+        shared = {
+            "title": product.display_name,
+            "html": render_to_string(
+                "catalog/_product.html",
+                {
+                    "product": product,
+                    "similar_cards": _cards(request, similar_products(product)),
+                    "csrf_token": CSRF_PLACEHOLDER,
+                },
+                request=request,
+            ),
+        }
+        if key:
+            cache.set(key, shared, SHARED_TTL)
     response = render(
         request,
         "catalog/product_detail.html",
-        {"product": product, "similar_cards": _similar_cards(request, product)},
+        {"title": shared["title"], "product_page": _for_this_visitor(request, shared["html"])},
     )
-    record_view(request, response, product)
+    record_view(request, response, pk)
     return response
-
-
-def _similar_cards(request, product):
-    """The product's similar items as cards, shared by every visitor until the catalogue,
-    the index build or the vectors stored since it change (not cached while searches are
-    exact: there is no build to key them on)."""
-    key = similar_products_key(product)
-    return _shared_cards(request, key and f"catalog:cards:{key}", lambda: similar_products(product))

@@ -130,7 +130,7 @@ class SimilarProductsAPI(APIView):
         product = get_object_or_404(Product.objects.visible(), pk=pk)
         options = _options(SearchOptions, request.query_params)
         k, filters = options.validated_data["k"], options.filters()
-        key = similar_products_key(product, k, filters)
+        key = similar_products_key(product.pk, k, filters)
         # The answer holds absolute URLs: one copy per address the site is reached at.
         key = key and f"api:{key}:{hashlib.sha256(request.build_absolute_uri('/').encode()).hexdigest()[:16]}"
         results = cache.get(key) if key else None

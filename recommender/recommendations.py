@@ -27,10 +27,10 @@ REMEMBERED_VIEWS = 20
 NEW_VISITOR_SECONDS = 60
 
 
-def record_view(request: HttpRequest, response: HttpResponse, product: Product) -> None:
+def record_view(request: HttpRequest, response: HttpResponse, product_id: int) -> None:
     """Remember a product page view for this visitor's or shopper's recommendations (in
     the page's ``response`` cookie; for a signed-in shopper also as a row, for every device)."""
-    viewed = [product.pk] + [pk for pk in viewed_cookie_ids(request) if pk != product.pk]
+    viewed = [product_id] + [pk for pk in viewed_cookie_ids(request) if pk != product_id]
     response.set_signed_cookie(
         VIEWED_COOKIE,
         ",".join(str(pk) for pk in viewed[:REMEMBERED_VIEWS]),
@@ -41,7 +41,7 @@ def record_view(request: HttpRequest, response: HttpResponse, product: Product) 
         samesite="Lax",
     )
     if request.user.is_authenticated:
-        ProductView.objects.update_or_create(user=request.user, product=product)
+        ProductView.objects.update_or_create(user=request.user, product_id=product_id)
 
 
 def viewed_cookie_ids(request: HttpRequest) -> list[int]:

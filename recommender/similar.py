@@ -37,10 +37,8 @@ def similar_products(product: Product, k: int | None = None, filters: Mapping | 
     return products_near(space, index, vector, k, exclude={product.pk}, filters=filters)
 
 
-def similar_products_key(
-    product: Product, k: int | None = None, filters: Mapping | None = None
-) -> str | None:
-    """A cache key for what :func:`similar_products` answers now for these arguments: a
+def similar_products_key(product_id: int, k: int | None = None, filters: Mapping | None = None) -> str | None:
+    """A cache key for what :func:`similar_products` answers now for the product: a
     new catalogue version (any product change or sell-out), build or vectors stored since
     give a new key. None while answers come from exact search."""
     space, index = serving_space()
@@ -49,7 +47,7 @@ def similar_products_key(
     version = search_results_version(space, index)
     chosen = "&".join(f"{param}={value}" for param, value in sorted(result_filters(filters or {}).items()))
     k = k or settings.SIMILAR_PRODUCTS_COUNT
-    digest = hashlib.sha256(f"{version}:{product.pk}:{k}:{chosen}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{version}:{product_id}:{k}:{chosen}".encode()).hexdigest()
     return f"similar:{catalogue_version()}:{digest}"
 
 

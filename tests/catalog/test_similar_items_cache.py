@@ -54,8 +54,7 @@ def test_every_visitor_gets_their_own_token_in_the_shared_cards_and_can_add_to_c
     with CaptureQueriesContext(connection) as queries:
         second_page = second.get(looked_at.get_absolute_url()).content.decode()
 
-    product_queries = [q for q in queries if 'FROM "catalog_product"' in q["sql"]]
-    assert len(product_queries) == 1  # the product itself; its similar items came cached
+    assert not [q for q in queries if 'FROM "catalog_product"' in q["sql"]]  # the whole page came cached
     shown = similar_ids(second_page, looked_at)
     assert shown == similar_ids(first_page, looked_at) and len(shown) == 5
     # The product's own form and the cards each carry a token of this visitor's.
