@@ -20,7 +20,8 @@ from .models import Product
 
 # The parts of pages every visitor sees alike (a catalogue page's filters and cards, a
 # product page), rendered once and kept this long: a change to a product (admin, API,
-# import) or a sell-out starts a new catalogue version, and with it new keys.
+# import, staff stock) or a checkout that changes what shoppers see of one (a sell-out,
+# "Only N left") starts a new catalogue version, and with it new keys.
 SHARED_TTL = 60
 # Stands for the visitor's CSRF token in shared HTML; each page puts its own token in.
 CSRF_PLACEHOLDER = "csrf-token-of-this-visitor"
@@ -131,8 +132,8 @@ def product_detail(request, pk):
     """One product with all its attributes and similar items; inactive products do not
     exist for shoppers.
 
-    The page below the header is rendered once per catalogue version (any product change
-    or sell-out), index build, vectors stored since and address, for every visitor: a hit
+    The page below the header is rendered once per catalogue version (see SHARED_TTL),
+    index build, vectors stored since and address, for every visitor: a hit
     runs no query. Not cached while searches are exact (no build to key it on)."""
     key = similar_products_key(pk)
     key = key and f"catalog:product:{key}:{_address_key(request)}"
