@@ -38,6 +38,7 @@ from pathlib import Path
 from common import (
     DATASETS,
     ROOT,
+    add_copies,
     catalogue_sample,
     free_port,
     log,
@@ -151,19 +152,9 @@ def fill_catalogue(args):
     real = {product.pk: product for product in Product.objects.filter(pk__in=real_ids)}
     started = time.perf_counter()
     rng = np.random.default_rng(0)
-    # Copies take a real product's fields and photo, under new ids after the real ones.
-    first_copy = max(real) + 1
-    copies = []
-    for number in range(args.products - len(real_ids)):
-        source = real[real_ids[rng.integers(len(real_ids))]]
-        copy = Product(
-            pk=first_copy + number,
-            **{field: getattr(source, field) for field in COPIED_FIELDS},
-            name=f"{source.name} ({number + 2})",
-        )
-        copies.append(copy)
-    Product.objects.bulk_create(copies, batch_size=2000)
-    ids = real_ids + [copy.pk for copy in copies]
+    ids = real_ids + add_copies(
+        real[real_ids[rng.integers(len(real_ids))]] for _ in range(args.products - len(real_ids))
+    )
     checksum = dict(Product.objects.values_list("pk", "image_checksum"))
     now, model_name = timezone.now(), current_model_name()
     Embedding.objects.bulk_create(
@@ -189,22 +180,6 @@ def fill_catalogue(args):
     seconds["index_build"] = time.perf_counter() - started
     log(f"{len(ids)} products, index built in {seconds['index_build']:.1f} s")
     return seconds
-
-
-COPIED_FIELDS = (
-    "gender",
-    "master_category",
-    "sub_category",
-    "article_type",
-    "base_colour",
-    "season",
-    "year",
-    "usage",
-    "price",
-    "stock",
-    "image",
-    "image_checksum",
-)
 
 
 def gunicorn(tmp, args, name, env=None):

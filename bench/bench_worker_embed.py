@@ -22,11 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATASETS, ROOT, log, rounded, start_services_mode, start_worker, stop
+from common import DATASETS, ROOT, add_copies, log, rounded, start_services_mode, start_worker, stop
 
 CATALOGUE_SIZE = 44_441
-# Copies take a real product's fields and photo file.
-COPIED_FIELDS = ("gender", "master_category", "sub_category", "article_type", "base_colour", "price", "stock")
 
 
 def main():
@@ -68,20 +66,7 @@ def fill_catalogue(args):
 
     import_catalogue(args.catalogue)
     real = list(Product.objects.exclude(image="").order_by("pk"))
-    first_copy = max(product.pk for product in real) + 1
-    copies = []
-    for number in range(args.products - len(real)):
-        source = real[number % len(real)]
-        copies.append(
-            Product(
-                pk=first_copy + number,
-                name=f"{source.name} ({number + 2})",
-                image=source.image.name,
-                image_checksum=source.image_checksum,
-                **{field: getattr(source, field) for field in COPIED_FIELDS},
-            )
-        )
-    Product.objects.bulk_create(copies, batch_size=2000)
+    add_copies(real[number % len(real)] for number in range(args.products - len(real)))
     # The import's own embedding requests go: the sweep queues everything at once below.
     PendingEmbedding.objects.all().delete()
     redis.Redis.from_url(args.redis_url).flushdb()

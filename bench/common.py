@@ -116,6 +116,41 @@ def free_port():
         return sock.getsockname()[1]
 
 
+# What a copy of a real product takes from it, its photo file included.
+COPIED_FIELDS = (
+    "gender",
+    "master_category",
+    "sub_category",
+    "article_type",
+    "base_colour",
+    "season",
+    "year",
+    "usage",
+    "price",
+    "stock",
+    "image",
+    "image_checksum",
+)
+
+
+def add_copies(sources):
+    """Store a copy of each product of ``sources`` (one per item, repeats allowed), under
+    ids after every existing product's, named after its source; returns their ids."""
+    from catalog.models import Product
+
+    first_copy = Product.objects.order_by("-pk").values_list("pk", flat=True).first() + 1
+    copies = [
+        Product(
+            pk=first_copy + number,
+            **{field: getattr(source, field) for field in COPIED_FIELDS},
+            name=f"{source.name} ({number + 2})",
+        )
+        for number, source in enumerate(sources)
+    ]
+    Product.objects.bulk_create(copies, batch_size=2000)
+    return [copy.pk for copy in copies]
+
+
 def catalogue_sample(catalogue, cache=None):
     """The vectors and labels of a catalogue folder's photos (quality.evaluation), kept in
     ``cache``/catalogue.npz when given so later runs and other benchmarks reuse them.

@@ -36,15 +36,6 @@ def _address_key(request):
     return hashlib.sha256(request.get_full_path().encode()).hexdigest()
 
 
-def _cards(request, products):
-    """Product cards as HTML for every visitor: a stand-in where the CSRF token goes."""
-    html = render_to_string(
-        "catalog/_product_grid.html",
-        {"products": products, "request": request, "csrf_token": CSRF_PLACEHOLDER},
-    ).strip()
-    return mark_safe(html)  # noqa: S308 (our own HTML)
-
-
 def _without(params, *names):
     """The query string of ``params`` without ``names`` (and without the page number)."""
     remaining = params.copy()
@@ -60,10 +51,7 @@ def product_list(request):
     for every visitor (a hit runs no query and skips the filters, counts and paging); only
     the visitor's CSRF token and "Recommended for you" are theirs."""
     key = f"catalog:list:{catalogue_version()}:{_address_key(request)}"
-    shared = cache.get(key)
-    if shared is None:
-        shared = _catalogue(request)
-        cache.set(key, shared, SHARED_TTL)
+    shared = cache.get_or_set(key, lambda: _catalogue(request), SHARED_TTL)
     return render(
         request,
         "catalog/product_list.html",
@@ -136,24 +124,12 @@ def product_detail(request, pk):
     index build, vectors stored since and address, for every visitor: a hit
     runs no query. Not cached while searches are exact (no build to key it on)."""
     key = similar_products_key(pk)
-    key = key and f"catalog:product:{key}:{_address_key(request)}"
-    shared = cache.get(key) if key else None
-    if shared is None:
-        product = get_object_or_404(Product.objects.visible(), pk=pk)
-        shared = {
-            "title": product.display_name,
-            "html": render_to_string(
-                "catalog/_product.html",
-                {
-                    "product": product,
-                    "similar_cards": _cards(request, similar_products(product)),
-                    "csrf_token": CSRF_PLACEHOLDER,
-                },
-                request=request,
-            ),
-        }
-        if key:
-            cache.set(key, shared, SHARED_TTL)
+    if key:
+        shared = cache.get_or_set(
+            f"catalog:product:{key}:{_address_key(request)}", lambda: _product_page(request, pk), SHARED_TTL
+        )
+    else:
+        shared = _product_page(request, pk)
     response = render(
         request,
         "catalog/product_detail.html",
@@ -161,3 +137,15 @@ def product_detail(request, pk):
     )
     record_view(request, response, pk)
     return response
+
+
+def _product_page(request, pk):
+    """The shared part of a product page: its title and HTML (with a stand-in for the
+    CSRF token). Raises Http404 for a product shoppers cannot see."""
+    product = get_object_or_404(Product.objects.visible(), pk=pk)
+    html = render_to_string(
+        "catalog/_product.html",
+        {"product": product, "similar": similar_products(product), "csrf_token": CSRF_PLACEHOLDER},
+        request=request,
+    )
+    return {"title": product.display_name, "html": html}

@@ -130,15 +130,18 @@ class SimilarProductsAPI(APIView):
         product = get_object_or_404(Product.objects.visible(), pk=pk)
         options = _options(SearchOptions, request.query_params)
         k, filters = options.validated_data["k"], options.filters()
-        key = similar_products_key(product.pk, k, filters)
-        # The answer holds absolute URLs: one copy per address the site is reached at.
-        key = key and f"api:{key}:{hashlib.sha256(request.build_absolute_uri('/').encode()).hexdigest()[:16]}"
-        results = cache.get(key) if key else None
-        if results is None:
+
+        def find():
             found = similar_products(product, k=k, filters=filters)
-            results = list(ProductSerializer(found, many=True, context={"request": request}).data)
-            if key:
-                cache.set(key, results, SIMILAR_RESULTS_TTL)
+            return list(ProductSerializer(found, many=True, context={"request": request}).data)
+
+        key = similar_products_key(product.pk, k, filters)
+        if key:
+            # The answer holds absolute URLs: one copy per address the site is reached at.
+            site = hashlib.sha256(request.build_absolute_uri("/").encode()).hexdigest()[:16]
+            results = cache.get_or_set(f"api:{key}:{site}", find, SIMILAR_RESULTS_TTL)
+        else:
+            results = find()
         return Response({"results": results})
 
 

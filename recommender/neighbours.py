@@ -140,9 +140,8 @@ def _newer_vectors_read(space, index):
         ids, vectors = stored_vectors(newer, space)
         # Ids and each vector's sum: a changed vector changes its sum, and summing is
         # cheap even when a large import has left every vector newer than the build.
-        digest = hashlib.sha256(ids.tobytes() + vectors.sum(axis=1, dtype=np.float64).tobytes()).hexdigest()[
-            :16
-        ]
+        sums = vectors.sum(axis=1, dtype=np.float64)
+        digest = hashlib.sha256(ids.tobytes() + sums.tobytes()).hexdigest()[:16]
         _newer.key, _newer.read_at, _newer.value = key, now, (ids, vectors, digest)
     return _newer.value
 

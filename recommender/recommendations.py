@@ -104,11 +104,11 @@ def _best_sellers(k, exclude):
         return []
     if exclude:
         return _best_sellers_now(k, exclude)
-    key = f"recommended:new-visitor:{catalogue_version()}:{k}"
-    ids = cache.get(key)
-    if ids is None:
-        ids = [product.pk for product in _best_sellers_now(k, set())]
-        cache.set(key, ids, NEW_VISITOR_SECONDS)
+    ids = cache.get_or_set(
+        f"recommended:new-visitor:{catalogue_version()}:{k}",
+        lambda: [product.pk for product in _best_sellers_now(k, set())],
+        NEW_VISITOR_SECONDS,
+    )
     return buyable_in_order(ids)
 
 
